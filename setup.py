@@ -1,0 +1,41 @@
+"""sgdepth_ros: pip-installable Python package and ament_python ROS 2 package in one."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sgdepth_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="SGDepth monocular depth + semantic segmentation for ROS 2, with trainer and evaluation",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "pillow>=9",
+        "safetensors>=0.4",
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "fast": ["openvino>=2024.0"],
+        "test": ["pytest>=7"],
+    },
+    zip_safe=True,
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "sgdepth-ros = sgdepth_ros.cli:main",
+        ],
+    },
+)

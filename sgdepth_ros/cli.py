@@ -1,0 +1,53 @@
+"""``sgdepth-ros``: one command-line entry point with subcommands."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# subcommand → (module under sgdepth_ros.commands, one-line help)
+COMMANDS = {
+    "infer": ("infer", "run a checkpoint on images, a folder or a video; write depth, labels and colour views"),
+    "convert": ("convert", "convert a reference SGDepth model.pth to our .safetensors format (with metadata)"),
+    "demo": ("demo", "the README main job: draw road images and run the whole inference pipeline on them"),
+    "bench": ("bench", "per-stage latency benchmark; writes docs/benchmarks.md"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sgdepth-ros", description="SGDepth monocular depth + semantic segmentation: tools.")
+    parser.add_argument("--version", action="version", version=f"sgdepth-ros {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(f"sgdepth_ros.commands.{module}").add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(f"sgdepth_ros.commands.{COMMANDS[args.command][0]}")
+    try:
+        return module.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # expected errors carry a clear message; print it without a traceback
+        from .backends import BackendError
+        from .model import CheckpointError
+
+        if isinstance(exc, (CheckpointError, BackendError, ValueError, FileNotFoundError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

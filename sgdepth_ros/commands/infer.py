@@ -1,0 +1,170 @@
+"""``sgdepth-ros infer``: run a checkpoint over image files, a folder or a video."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 = depth·256, 0 = invalid
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="checkpoint: our .safetensors or a reference SGDepth model.pth")
+    p.add_argument("--input", required=True, help="an image file, a folder of images, or a video file")
+    p.add_argument("--output", required=True, help="folder for the results (created if missing)")
+    p.add_argument("--width", type=int, default=None, help="network input width, multiple of 32 (default: checkpoint's, 640)")
+    p.add_argument("--height", type=int, default=None, help="network input height, multiple of 32 (default: checkpoint's, 192)")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="format of the colour images")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="fp16/bf16 need CUDA")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"))
+    p.add_argument("--resolution", default="input", choices=("input", "network"),
+                   help="write results at the input image size (default) or the network size")
+    p.add_argument("--scale-factor", type=float, default=None,
+                   help="metres per model unit (default: from the checkpoint; none = relative depth)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours, 0..1")
+    p.add_argument("--npy", action="store_true", help="also write depth as float32 .npy")
+    p.add_argument("--no-preview", action="store_true", help="skip the stacked image|labels|depth preview")
+
+
+@dataclass
+class InputItem:
+    name: str               # output stem
+    path: Path
+    frame: int | None = None
+
+
+def collect_inputs(source: Path) -> tuple[list[InputItem], list[str]]:
+    """→ (items to process, notes on skipped files). Folders are read non-recursively, sorted."""
+    from ..imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file or folder")
+    if source.is_dir():
+        files = sorted(f for f in source.iterdir() if f.is_file() and not f.name.startswith("."))
+    else:
+        files = [source]
+    items, skipped, used = [], [], set()
+    for f in files:
+        ext = f.suffix.lower()
+        if source.is_dir() and ext not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+            skipped.append(f"{f.name}: skipped, not an image or video extension")
+            continue
+        stem = f.stem if f.stem not in used else f"{f.stem}_{ext.lstrip('.')}"
+        used.add(stem)
+        items.append(InputItem(stem, f, -1 if ext in VIDEO_EXTENSIONS else None))
+    return items, skipped
+
+
+def iter_images(items: list[InputItem]):
+    """Yield (name, rgb array | None, error message | None); videos expand to frames."""
+    from ..imageio import ImageReadError, iter_video, read_rgb
+
+    for item in items:
+        if item.frame is None:
+            try:
+                yield item.name, read_rgb(item.path), None
+            except (ImageReadError, OSError) as exc:
+                yield item.name, None, str(exc)
+            continue
+        try:
+            for index, frame in iter_video(item.path):
+                yield f"{item.name}_{index:06d}", frame, None
+        except ImageReadError as exc:
+            yield item.name, None, str(exc)
+
+
+def write_results(out_dir: Path, name: str, rgb: np.ndarray, pred, args) -> None:
+    from ..colorize import colorize_depth, colorize_labels, overlay_labels
+    from ..imageio import write_rgb
+    from ..preprocess import resize_rgb
+
+    size = (pred.depth if pred.depth is not None else pred.labels).shape[::-1]
+    base = resize_rgb(rgb, size)
+    ext = args.format
+    panels = [base]
+    if pred.labels is not None:
+        seg = colorize_labels(pred.labels)
+        write_rgb(out_dir / f"{name}_labels.png", pred.labels)
+        write_rgb(out_dir / f"{name}_seg_color.{ext}", seg)
+        write_rgb(out_dir / f"{name}_overlay.{ext}", overlay_labels(base, pred.labels, args.alpha))
+        panels.append(seg)
+    if pred.depth is not None:
+        depth_u16 = np.clip(np.round(pred.depth * DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
+        write_rgb(out_dir / f"{name}_depth.png", depth_u16)
+        if args.npy:
+            np.save(out_dir / f"{name}_depth.npy", pred.depth)
+        depth_color = colorize_depth(pred.depth)
+        write_rgb(out_dir / f"{name}_depth_color.{ext}", depth_color)
+        panels.append(depth_color)
+    if not args.no_preview:
+        write_rgb(out_dir / f"{name}_preview.{ext}", np.concatenate(panels, axis=0))
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from ..predictor import Predictor
+    from ..preprocess import as_rgb8
+
+    if not 0.0 <= args.alpha <= 1.0:
+        print(f"error: --alpha must be within [0, 1], got {args.alpha}", file=sys.stderr)
+        return 2
+    if (args.width is None) != (args.height is None):
+        print("error: give both --width and --height, or neither", file=sys.stderr)
+        return 2
+    try:
+        items, skipped = collect_inputs(Path(args.input))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    size = (args.width, args.height) if args.width else None
+    predictor = Predictor(args.model, device=args.device, precision=args.precision, input_size=size,
+                          backend=args.backend, output_resolution=args.resolution,
+                          scale_factor=args.scale_factor)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"model: {args.model}\nrunning: {predictor.describe()}")
+    if not predictor.trained:
+        print("NOTE: these weights are UNTRAINED (random initialisation); the outputs show that the "
+              "pipeline runs, not what SGDepth predicts.")
+    failures, done, timings = [], [], []
+    for name, rgb, error in tqdm(iter_images(items), desc="infer", unit="img", dynamic_ncols=True):
+        if error is not None:
+            failures.append(error)
+            continue
+        try:
+            t0 = time.perf_counter()
+            rgb = as_rgb8(rgb)  # grey, RGBA and 16-bit files become RGB8
+            pred = predictor.predict(rgb)
+            t1 = time.perf_counter()
+            write_results(out_dir, name, rgb, pred, args)
+            t2 = time.perf_counter()
+        except (ValueError, OSError) as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        timings.append({**pred.timings, "write": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3})
+        done.append(name)
+    summary = {
+        "model": str(args.model), "runner": predictor.describe(), "trained_weights": predictor.trained,
+        "depth_units": "metres" if predictor.is_metric else "model units (relative)",
+        "processed": len(done), "failed": failures, "skipped": skipped,
+        "median_ms": {k: float(np.median([t[k] for t in timings])) for k in (timings[0] if timings else {})},
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"processed {len(done)} image(s), {len(failures)} failed, {len(skipped)} skipped → {out_dir}")
+    if timings:
+        print("median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["median_ms"].items()))
+    for line in skipped:
+        print(f"  skipped: {line}")
+    for line in failures:
+        print(f"  FAILED: {line}", file=sys.stderr)
+    if not predictor.trained:
+        print("NOTE: results come from UNTRAINED weights.")
+    return 1 if failures or not done else 0

@@ -1,0 +1,230 @@
+"""Checkpoint I/O: the reference ``model.pth`` (read only) and our safetensors format.
+
+Reference checkpoints are plain state_dicts written by ``torch.save`` (PyTorch 1.1 legacy
+format, saved on CUDA). They are read with ``weights_only=True``: a file holding anything but
+tensors (e.g. a pickle with a code payload) is refused, nothing in it runs.
+
+Our format is one ``.safetensors`` file: the weights plus a JSON document under the safetensors
+metadata key ``sgdepth_ros`` (architecture, input size, depth range, classes, scale,
+provenance), so the node and the CLI run it without extra flags.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from ..labels import CLASS_NAMES
+from .sgdepth import ModelConfig, SGDepth
+
+FORMAT_NAME = "sgdepth_ros"
+FORMAT_VERSION = 1
+METADATA_KEY = "sgdepth_ros"
+DEFAULT_INPUT_SIZE = (640, 192)  # width, height of the released SGDepth models
+DEFAULT_MIN_DEPTH, DEFAULT_MAX_DEPTH = 0.1, 100.0
+_MAX_LISTED = 12
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the network; the message names the file."""
+
+
+def default_metadata(config: ModelConfig) -> dict:
+    """Metadata for weights that carry none (the reference model.pth)."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "architecture": config.to_dict(),
+        "input_size": {"width": DEFAULT_INPUT_SIZE[0], "height": DEFAULT_INPUT_SIZE[1]},
+        "min_depth": DEFAULT_MIN_DEPTH,
+        "max_depth": DEFAULT_MAX_DEPTH,
+        "class_names": list(CLASS_NAMES),
+        "void_channel": 19,
+        "scale": {"factor": None, "source": "none: relative depth (model units)"},
+        "trained": True,
+        "provenance": {},
+    }
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- reading
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    header_len = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 0 < header_len < path.stat().st_size
+
+
+def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load: the file holds Python objects other than tensors, which "
+            f"could run code (loaded with weights_only=True). Detail: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # corrupt/truncated/not a torch file
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: expected a plain state_dict (a dict of tensors), got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = (f.metadata() or {}).get(METADATA_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    if raw_meta is None:
+        raise CheckpointError(f"{path}: safetensors file without '{METADATA_KEY}' metadata; "
+                              f"convert weights with 'sgdepth-ros convert'")
+    try:
+        meta = json.loads(raw_meta)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
+    return tensors, meta
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Read a checkpoint file → (state_dict on CPU, our metadata or None for a reference file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if _is_safetensors(path):
+        return _read_safetensors(path)
+    state = _read_torch_state_dict(path)
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state, None
+
+
+# --------------------------------------------------------------------------- configuration
+
+_RESNET_BY_BLOCKS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True, 36): 152}
+_SPLIT_BY_SHARED_STEPS = {0: 0, 1: 1, 3: 2, 5: 3, 7: 4}
+
+
+def _resnet_depth(state: dict, prefix: str, path: Path) -> int:
+    blocks = {int(m.group(1)) for k in state for m in [re.match(re.escape(prefix) + r"layer3\.(\d+)\.", k)] if m}
+    bottleneck = any(k.startswith(prefix + "layer1.0.conv3.") for k in state)
+    depth = _RESNET_BY_BLOCKS.get((bottleneck, len(blocks)))
+    if depth is None:
+        raise CheckpointError(f"{path}: cannot recognise the ResNet under '{prefix}' "
+                              f"({len(blocks)} blocks in layer3, bottleneck={bottleneck})")
+    return depth
+
+
+def infer_config(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state_dict>") -> ModelConfig:
+    """Recover (num_layers, split_pos, depth_scales, pose_layers) from state_dict key names."""
+    path = Path(path)
+    if not any(k.startswith("common.encoder.encoder.") for k in state):
+        sample = ", ".join(sorted(state)[:5])
+        raise CheckpointError(f"{path}: no 'common.encoder.encoder.*' keys: not an SGDepth state_dict "
+                              f"(first keys: {sample})")
+    num_layers = _resnet_depth(state, "common.encoder.encoder.", path)
+    shared = {k.split(".")[3] for k in state if k.startswith("common.decoder.blocks.")}
+    split_pos = _SPLIT_BY_SHARED_STEPS.get(len(shared))
+    if split_pos is None:
+        raise CheckpointError(f"{path}: {len(shared)} shared decoder steps match no split position (0..4)")
+    scales = len({k.split(".")[3] for k in state if k.startswith("depth.multires.convs.")})
+    if scales not in range(1, 5):
+        raise CheckpointError(f"{path}: found {scales} depth heads, expected 1..4")
+    has_pose = any(k.startswith("pose.") for k in state)
+    pose_layers = _resnet_depth(state, "pose.encoder.encoder.", path) if has_pose else None
+    return ModelConfig(num_layers, split_pos, scales, pose_layers)
+
+
+def _check_keys(model: SGDepth, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [f"{k} (file {list(state[k].shape)}, network {list(v.shape)})"
+                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    problems = []
+    for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+        if keys:
+            listed = ", ".join(keys[:_MAX_LISTED]) + (f", … ({len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+            problems.append(f"{len(keys)} {title} key(s): {listed}")
+    if problems:
+        raise CheckpointError(f"{path}: does not fit SGDepth{model.config.to_dict()}: " + "; ".join(problems))
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
+                    config: ModelConfig | None = None) -> SGDepth:
+    """Load a reference ``model.pth`` or one of our ``.safetensors`` files, strictly.
+
+    Returns an ``SGDepth`` in eval mode, float32, on ``device``, with ``model.metadata`` set.
+    ``config`` (optional) must agree with what the file holds; by default it is inferred
+    from the key names. Raises ``CheckpointError`` naming the file and the offending keys.
+    """
+    path = Path(path)
+    state, meta = read_checkpoint(path)
+    inferred = infer_config(state, path)
+    if config is not None and config != inferred:
+        # A requested config without pose may load the pose-less part of a full checkpoint.
+        if config.pose_layers is None and ModelConfig(**{**inferred.to_dict(), "pose_layers": None}) == config:
+            state = {k: v for k, v in state.items() if not k.startswith("pose.")}
+            inferred = config
+        else:
+            raise CheckpointError(f"{path}: holds {inferred.to_dict()}, but {config.to_dict()} was requested")
+    model = SGDepth.from_config(inferred)
+    _check_keys(model, state, path)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    if meta is None:
+        meta = default_metadata(inferred)
+        meta["provenance"] = {"source": "SGDepth reference checkpoint", "file": path.name,
+                              "sha256": file_sha256(path)}
+    meta["architecture"] = inferred.to_dict()
+    model.metadata = meta
+    return model.to(device).eval()
+
+
+# --------------------------------------------------------------------------- writing
+
+def save_checkpoint(model: SGDepth, path: str | os.PathLike, metadata: dict | None = None,
+                    dtype: torch.dtype = torch.float32, inference_only: bool = True) -> Path:
+    """Write ``model`` in our format (atomically). ``inference_only`` drops the pose network;
+    ``dtype`` (float32/float16) applies to floating-point tensors."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = model.inference_state_dict() if inference_only else model.state_dict()
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in state.items()}
+    config = model.config
+    if inference_only:
+        config = ModelConfig(config.num_layers, config.split_pos, config.depth_scales, None)
+    meta = {**default_metadata(config), **(metadata or {})}
+    meta["architecture"] = config.to_dict()
+    meta["dtype"] = str(dtype).replace("torch.", "")
+    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    os.replace(tmp, path)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Metadata of a checkpoint without building the network (defaults for a reference file)."""
+    state, meta = read_checkpoint(path)
+    return meta if meta is not None else default_metadata(infer_config(state, path))
