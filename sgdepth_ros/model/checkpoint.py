@@ -75,9 +75,12 @@ def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "Unsupported" in ln or "Unpickler error" in ln), lines[-1] if lines else "")
         raise CheckpointError(
-            f"{path}: refused to load: the file holds Python objects other than tensors, which "
-            f"could run code (loaded with weights_only=True). Detail: {str(exc).splitlines()[0]}") from exc
+            f"{path}: refused to load: not a plain tensor checkpoint — it is corrupt or holds Python objects "
+            f"other than tensors, which could run code (read with weights_only=True; nothing was executed). "
+            f"Detail: {detail}") from exc
     except Exception as exc:  # corrupt/truncated/not a torch file
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
