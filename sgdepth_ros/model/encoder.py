@@ -43,12 +43,10 @@ class ResnetEncoder(nn.Module):
             raise ValueError(f"num_layers must be one of {sorted(RESNET_BUILDERS)}, got {num_layers}")
         self.encoder = RESNET_BUILDERS[num_layers](weights=None)
         if num_input_images != 1:
+            # widen conv1 in place (no new module: the random-number sequence stays the reference's)
             conv1 = self.encoder.conv1
-            tiled = conv1.weight.data.repeat(1, num_input_images, 1, 1) / num_input_images
-            new_conv = nn.Conv2d(3 * num_input_images, 64, kernel_size=7, stride=2, padding=3,
-                                 bias=False)
-            new_conv.weight.data.copy_(tiled)
-            self.encoder.conv1 = new_conv
+            conv1.weight = nn.Parameter(conv1.weight.detach().repeat(1, num_input_images, 1, 1) / num_input_images)
+            conv1.in_channels = 3 * num_input_images
         self.encoder.fc = None
         self.num_ch_enc = encoder_channels(num_layers)
 
