@@ -35,6 +35,7 @@ class Prediction:
         (SGDepth's relative depth in (0.1, 100), correct only up to an unknown scale).
     disparity: HxW float32 — the network's normalised disparity in (0, 1) (near = large).
     labels: HxW uint8 Cityscapes trainIds 0..18, or None when segmentation was not run.
+    image: HxWx3 uint8 RGB input at the output resolution (ready for overlays).
     timings: milliseconds per stage (preprocess, forward, postprocess) for this call; a batched
         call reports the whole batch's times on each of its predictions.
     """
@@ -43,6 +44,7 @@ class Prediction:
     disparity: np.ndarray | None
     labels: np.ndarray | None
     is_metric: bool
+    image: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -132,7 +134,8 @@ class Predictor:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {resolution!r}")
         t0 = time.perf_counter()
         images = [as_rgb8(img) for img in rgbs]
-        batch = normalize([resize_rgb(img, self.input_size) for img in images])
+        resized = [resize_rgb(img, self.input_size) for img in images]
+        batch = normalize(resized)
         t1 = time.perf_counter()
         outputs = self.backend.run(batch)
         t2 = time.perf_counter()
@@ -147,7 +150,8 @@ class Predictor:
                     depth *= np.float32(self.scale_factor)
             if "labels" in outputs:
                 labels = resize_labels(outputs["labels"][i].astype(np.uint8), size)
-            predictions.append(Prediction(depth, disp, labels, self.is_metric))
+            predictions.append(Prediction(depth, disp, labels, self.is_metric,
+                                          image if resolution == "input" else resized[i]))
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "forward": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         for p in predictions:

@@ -39,6 +39,7 @@ def test_predict_network_and_input_resolution(torch_predictor, rgb, model):
     assert 0.1 < pred.depth.min() and pred.depth.max() < 100.0
     assert not pred.is_metric
     assert set(pred.timings) == {"preprocess", "forward", "postprocess"}
+    assert np.array_equal(pred.image, resize_rgb(rgb, SMALL))
     # same numbers as the network run directly on the normalised image
     x = torch.from_numpy(normalize([resize_rgb(rgb, SMALL)]))
     with torch.no_grad():
@@ -46,7 +47,8 @@ def test_predict_network_and_input_resolution(torch_predictor, rgb, model):
     assert np.abs(pred.disparity - out.disparities[0][0, 0].numpy()).max() < 1e-6
     assert np.array_equal(pred.labels, out.seg_logits[0, :19].argmax(0).numpy())
     full = torch_predictor.predict(rgb, output_resolution="input")
-    assert full.depth.shape == full.labels.shape == rgb.shape[:2]
+    assert full.depth.shape == full.labels.shape == rgb.shape[:2] and full.image is not None
+    assert np.array_equal(full.image, rgb)
 
 
 def test_batch_of_different_sizes(torch_predictor, rgb):

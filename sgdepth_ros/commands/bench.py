@@ -69,7 +69,6 @@ def measure(predictors: dict, png: bytes, iterations: int, warmup: int) -> dict[
     import cv2
 
     from ..colorize import colorize_depth, colorize_labels, overlay_labels
-    from ..preprocess import resize_rgb
 
     buf = np.frombuffer(png, np.uint8)
     times = {n: {s: [] for s in STAGES + ("end_to_end",)} for n in predictors}
@@ -81,8 +80,8 @@ def measure(predictors: dict, png: bytes, iterations: int, warmup: int) -> dict[
             pred = predictor.predict(rgb)
             t2 = time.perf_counter()
             colorize_depth(pred.depth)
-            overlay_labels(resize_rgb(rgb, predictor.input_size), pred.labels)
-            colorize_labels(pred.labels)
+            colours = colorize_labels(pred.labels)
+            overlay_labels(pred.image, pred.labels, colours=colours)
             t3 = time.perf_counter()
             if i < warmup:
                 continue

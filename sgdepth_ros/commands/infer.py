@@ -78,20 +78,18 @@ def iter_images(items: list[InputItem]):
             yield item.name, None, str(exc)
 
 
-def write_results(out_dir: Path, name: str, rgb: np.ndarray, pred, args) -> None:
+def write_results(out_dir: Path, name: str, pred, args) -> None:
     from ..colorize import colorize_depth, colorize_labels, overlay_labels
     from ..imageio import write_rgb
-    from ..preprocess import resize_rgb
 
-    size = (pred.depth if pred.depth is not None else pred.labels).shape[::-1]
-    base = resize_rgb(rgb, size)
+    base = pred.image
     ext = args.format
     panels = [base]
     if pred.labels is not None:
         seg = colorize_labels(pred.labels)
         write_rgb(out_dir / f"{name}_labels.png", pred.labels)
         write_rgb(out_dir / f"{name}_seg_color.{ext}", seg)
-        write_rgb(out_dir / f"{name}_overlay.{ext}", overlay_labels(base, pred.labels, args.alpha))
+        write_rgb(out_dir / f"{name}_overlay.{ext}", overlay_labels(base, pred.labels, args.alpha, seg))
         panels.append(seg)
     if pred.depth is not None:
         depth_u16 = np.clip(np.round(pred.depth * DEPTH_PNG_SCALE), 0, 65535).astype(np.uint16)
@@ -144,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             rgb = as_rgb8(rgb)  # grey, RGBA and 16-bit files become RGB8
             pred = predictor.predict(rgb)
             t1 = time.perf_counter()
-            write_results(out_dir, name, rgb, pred, args)
+            write_results(out_dir, name, pred, args)
             t2 = time.perf_counter()
         except (ValueError, OSError) as exc:
             failures.append(f"{name}: {exc}")
