@@ -111,7 +111,8 @@ class OpenVINOBackend:
 
     name = "openvino"
 
-    def __init__(self, graph: InferenceGraph, input_hw: tuple[int, int], weights_key: str = "", cache_dir: Path | None = None, threads: int | None = None):
+    def __init__(self, graph: InferenceGraph, input_hw: tuple[int, int], weights_key: str = "",
+                 cache_dir: Path | None = None, threads: int | None = None):
         try:
             import openvino as ov
         except ImportError as exc:

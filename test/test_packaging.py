@@ -42,6 +42,7 @@ def test_colcon_build_installs_an_ament_package(tmp_path):
     inst = tmp_path / "install" / "sgdepth_ros"
     assert (inst / "share" / "ament_index" / "resource_index" / "packages" / "sgdepth_ros").is_file()
     assert (inst / "share" / "sgdepth_ros" / "package.xml").is_file()
+    assert (inst / "share" / "sgdepth_ros" / "config" / "fastdds_large_images.xml").is_file()
     assert (inst / "lib" / "sgdepth_ros" / "sgdepth-ros").is_file()  # where `ros2 run` looks
     site = next((inst / "lib").glob("python3*/site-packages"))
     assert (site / "sgdepth_ros" / "model" / "sgdepth.py").is_file()
