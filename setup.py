@@ -36,6 +36,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sgdepth-ros = sgdepth_ros.cli:main",
+            "sgdepth_node = sgdepth_ros.ros.node:console_main",
         ],
     },
 )

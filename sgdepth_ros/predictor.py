@@ -60,15 +60,18 @@ class Predictor:
         backend: "auto" (OpenVINO on CPU when installed, else PyTorch), "torch", "openvino".
         tasks: subset of ("depth", "segmentation"); the other decoder tail is skipped.
         output_resolution: "network" (input_size) or "input" (the size of each given image).
-        scale_factor: metres per model unit; default from the checkpoint metadata; None keeps
-            relative depth.
+        scale_factor: metres per model unit; None takes the checkpoint metadata's factor when
+            ``checkpoint_scale`` is true and there is one, else keeps relative depth.
+        checkpoint_scale: False ignores the checkpoint's scale (relative depth unless
+            ``scale_factor`` is given).
         threads: CPU threads for the OpenVINO backend (default: its own choice).
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "fp32",
                  input_size: tuple[int, int] | None = None, backend: str = "auto",
                  tasks: tuple[str, ...] = TASKS, output_resolution: str = "network",
-                 scale_factor: float | None = None, threads: int | None = None):
+                 scale_factor: float | None = None, threads: int | None = None,
+                 checkpoint_scale: bool = True):
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {output_resolution!r}")
         if backend not in BACKENDS:
@@ -85,7 +88,7 @@ class Predictor:
             raise ValueError(f"input_size must be positive multiples of 32 (width, height), got {self.input_size}")
         self.min_depth = float(self.metadata.get("min_depth", 0.1))
         self.max_depth = float(self.metadata.get("max_depth", 100.0))
-        if scale_factor is None:
+        if scale_factor is None and checkpoint_scale:
             scale_factor = (self.metadata.get("scale") or {}).get("factor")
         if scale_factor is not None and not (np.isfinite(scale_factor) and scale_factor > 0):
             raise ValueError(f"scale_factor must be a positive finite number, got {scale_factor}")

@@ -1,0 +1,121 @@
+"""sensor_msgs/Image and CompressedImage payloads ⇄ numpy, without cv_bridge (ROS-free).
+
+Decoding works on the message's fields, so it is testable without rclpy, and honours ``step``
+row padding and ``is_bigendian``. Every rejection raises :class:`InputError` whose ``kind`` is
+the counter name the node reports in its diagnostics.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..preprocess import as_rgb8
+
+# encoding → (bytes per pixel, pixel layout)
+ENCODINGS: dict[str, tuple[int, str]] = {
+    "rgb8": (3, "rgb"), "bgr8": (3, "bgr"), "rgba8": (4, "rgba"), "bgra8": (4, "bgra"),
+    "mono8": (1, "mono8"), "8UC1": (1, "mono8"), "mono16": (2, "mono16"), "16UC1": (2, "mono16"),
+    "yuv422": (2, "uyvy"), "uyvy": (2, "uyvy"), "yuv422_yuy2": (2, "yuy2"), "yuyv": (2, "yuy2"),
+    # ROS names the Bayer pattern by its first row, OpenCV by the second row's first two pixels
+    "bayer_rggb8": (1, "bayer_rggb"), "bayer_bggr8": (1, "bayer_bggr"),
+    "bayer_gbrg8": (1, "bayer_gbrg"), "bayer_grbg8": (1, "bayer_grbg"),
+}
+_CV_CONVERSIONS = {
+    "uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuy2": cv2.COLOR_YUV2RGB_YUY2,
+    "bayer_rggb": cv2.COLOR_BayerBG2RGB, "bayer_bggr": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg": cv2.COLOR_BayerGR2RGB, "bayer_grbg": cv2.COLOR_BayerGB2RGB,
+}
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+class InputError(ValueError):
+    """A message that cannot be used; ``kind`` names the counter (e.g. ``short_data``)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def check_size(width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Reject zero or absurd image sizes before any buffer is touched."""
+    if width <= 0 or height <= 0:
+        raise InputError("bad_size", f"image size {width}x{height} is empty")
+    if width * height > max_pixels:
+        raise InputError("bad_size", f"image size {width}x{height} exceeds max_image_pixels={max_pixels}")
+
+
+def decode_image(encoding: str, width: int, height: int, step: int, is_bigendian: bool,
+                 data: bytes | bytearray | memoryview | np.ndarray,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A raw Image payload → HxWx3 uint8 RGB.
+
+    ``data`` is viewed, not copied, where the layout allows (rgb8 without padding). 16-bit grey
+    is scaled 65535 → 255; YUV 4:2:2 and Bayer are converted with OpenCV (Bayer: bilinear).
+    """
+    if encoding not in ENCODINGS:
+        raise InputError("unknown_encoding",
+                         f"unsupported encoding {encoding!r}; supported: {', '.join(sorted(ENCODINGS))}")
+    check_size(width, height, max_pixels)
+    bpp, layout = ENCODINGS[encoding]
+    buffer = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    if buffer.size == 0:
+        raise InputError("empty_data", f"{width}x{height} {encoding} image carries no data")
+    if step < width * bpp:
+        raise InputError("bad_step", f"step {step} < width {width} × {bpp} bytes per pixel ({encoding})")
+    if buffer.size < step * height:
+        raise InputError("short_data", f"{buffer.size} bytes of data < step {step} × height {height}")
+    if layout.startswith(("uyvy", "yuy2")) and width % 2:
+        raise InputError("bad_size", f"{encoding} needs an even width, got {width}")
+    rows = buffer[: step * height].reshape(height, step)[:, : width * bpp]
+    if layout == "mono16":
+        dtype = np.dtype(">u2" if is_bigendian else "<u2")
+        grey = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+        return as_rgb8(grey.astype(np.uint16, copy=False))
+    pixels = rows.reshape(height, width, bpp)
+    if layout == "rgb":
+        return pixels
+    if layout == "bgr":
+        return np.ascontiguousarray(pixels[:, :, ::-1])
+    if layout == "rgba":
+        return np.ascontiguousarray(pixels[:, :, :3])
+    if layout == "bgra":
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    if layout == "mono8":
+        return as_rgb8(pixels[:, :, 0])
+    return cv2.cvtColor(np.ascontiguousarray(pixels if bpp > 1 else pixels[:, :, 0]), _CV_CONVERSIONS[layout])
+
+
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray,
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A CompressedImage payload (JPEG or PNG; the format string is not trusted) → HxWx3 uint8 RGB."""
+    buffer = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    if buffer.size == 0:
+        raise InputError("empty_data", "compressed image carries no data")
+    # OpenCV itself refuses payloads declaring more than 2^30 pixels (OPENCV_IO_MAX_IMAGE_PIXELS)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise InputError("corrupt_compressed", f"compressed payload of {buffer.size} bytes does not decode")
+    check_size(image.shape[1], image.shape[0], max_pixels)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    elif image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return as_rgb8(image)
+
+
+def encode_image(array: np.ndarray) -> tuple[str, int, int, int, bytes]:
+    """HxW float32 / uint8 or HxWx3 uint8 → (encoding, height, width, step, data) for an Image.
+
+    float32 → 32FC1, uint8 HxW → mono8, uint8 HxWx3 → rgb8 (little-endian, no padding).
+    """
+    if array.dtype == np.float32 and array.ndim == 2:
+        encoding = "32FC1"
+    elif array.dtype == np.uint8 and array.ndim == 2:
+        encoding = "mono8"
+    elif array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
+        encoding = "rgb8"
+    else:
+        raise ValueError(f"cannot encode an array of shape {array.shape} and type {array.dtype}")
+    array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    return encoding, height, width, array.strides[0], array.tobytes()

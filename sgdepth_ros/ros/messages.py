@@ -1,0 +1,85 @@
+"""numpy ⇄ sensor_msgs / diagnostic_msgs conversion at the node's edge (the only rclpy-message module)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header, String
+
+from ..labels import CLASSES, DYNAMIC_TRAIN_IDS, IGNORE_ID
+from .camera_model import CameraGeometry, check_geometry
+from .image_codec import decode_compressed, decode_image, encode_image
+from .pointcloud import FIELDS, POINT_DTYPE
+
+LABELS_FORMAT = "sgdepth_ros/labels/v1"
+
+
+def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
+    """sensor_msgs/Image → HxWx3 uint8 RGB (raises InputError with a counter kind)."""
+    return decode_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,
+                        max_pixels)
+
+
+def compressed_to_rgb(msg, max_pixels: int) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) → HxWx3 uint8 RGB."""
+    return decode_compressed(msg.data, max_pixels)
+
+
+def array_to_image(array: np.ndarray, header: Header) -> Image:
+    """HxW float32 (32FC1), HxW uint8 (mono8) or HxWx3 uint8 (rgb8) → Image with ``header``."""
+    encoding, height, width, step, data = encode_image(array)
+    msg = Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
+    msg.data = data
+    return msg
+
+
+def camera_info_geometry(msg: CameraInfo) -> CameraGeometry:
+    """Validated intrinsics of a CameraInfo (raises InputError('bad_intrinsics'))."""
+    return check_geometry(msg.width, msg.height, msg.k, msg.p)
+
+
+def camera_info_for(source: CameraInfo, geometry: CameraGeometry, header: Header) -> CameraInfo:
+    """``source`` re-described for an image of ``geometry``'s size (K and P rescaled), with ``header``."""
+    return CameraInfo(header=header, height=geometry.height, width=geometry.width,
+                      distortion_model=source.distortion_model, d=list(source.d), k=list(geometry.k),
+                      r=list(source.r), p=list(geometry.p))
+
+
+def points_to_cloud(data: bytes, count: int, header: Header) -> PointCloud2:
+    """A packed x,y,z,rgb,label payload (see :mod:`.pointcloud`) → an unorganised, dense PointCloud2."""
+    fields = [PointField(name=name, offset=offset, datatype=datatype, count=1) for name, offset, datatype in FIELDS]
+    msg = PointCloud2(header=header, height=1, width=count, fields=fields, is_bigendian=False,
+                      point_step=POINT_DTYPE.itemsize, row_step=POINT_DTYPE.itemsize * count, is_dense=True)
+    msg.data = data
+    return msg
+
+
+def labels_message() -> String:
+    """The label metadata as JSON in a std_msgs/String (vision_msgs has no wheel), published latched.
+
+    {"format": "sgdepth_ros/labels/v1", "encoding": "mono8", "ignore_id": 255,
+     "classes": [{"id": 0, "name": "road", "color": [128, 64, 128], "cityscapes_label_id": 7,
+                  "dynamic": false}, …]}
+    """
+    classes = [{"id": tid, "name": name, "color": list(rgb), "cityscapes_label_id": label_id,
+                "dynamic": tid in DYNAMIC_TRAIN_IDS} for tid, name, label_id, rgb in CLASSES]
+    return String(data=json.dumps({"format": LABELS_FORMAT, "encoding": "mono8", "ignore_id": IGNORE_ID,
+                                   "classes": classes}))
+
+
+def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, level: int, summary: str) -> DiagnosticArray:
+    """A NodeStats snapshot → DiagnosticArray with one status; numbers as strings (3 decimals)."""
+    values = []
+    for key, value in snapshot.items():
+        if key == "errors":
+            continue
+        values.append(KeyValue(key=key, value=f"{value:.3f}" if isinstance(value, float) else str(value)))
+    for kind, count in sorted(snapshot["errors"].items()):
+        values.append(KeyValue(key=f"errors/{kind}", value=str(count)))
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=summary, hardware_id=hardware_id,
+                              values=values)
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = stamp
+    return msg

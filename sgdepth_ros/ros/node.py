@@ -1,0 +1,365 @@
+"""``sgdepth_node``: the managed ROS 2 node, a thin adapter over :class:`sgdepth_ros.Predictor`.
+
+    sgdepth_node --ros-args --params-file config/sgdepth.yaml -p model_path:=model.pth
+
+Lifecycle: configure loads the model (a missing/corrupt checkpoint fails it with one clear
+line), activate creates the subscriptions, publishers and the inference worker, deactivate
+and cleanup undo them. ``autostart`` (default true) configures and activates at start.
+
+Threads: the executor thread only validates stamps and hands the newest message to the worker
+(:class:`LatestSlot`); the worker decodes, runs the predictor and publishes, so a slow model
+drops frames (counted) instead of queueing stale ones.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass
+
+import rclpy
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from diagnostic_msgs.msg import DiagnosticArray
+from std_msgs.msg import String
+
+from . import messages
+from .camera_model import scale_geometry
+from .frame_slot import LatestSlot
+from .image_codec import InputError
+from .outputs import RenderSettings, render
+from .params import PARAMS, validate, validate_together
+from .stats import NodeStats, RateLimitedLog, StampOrder
+from .sync import StampCache
+
+NODE_NAME = "sgdepth"
+_TOGGLES = {"depth": "publish_depth", "depth_info": "publish_depth", "depth_color": "publish_depth_color",
+            "semantic": "publish_semantic", "semantic_color": "publish_semantic_color",
+            "overlay": "publish_overlay", "points": "publish_points"}
+_PARAM_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+
+
+class ParameterError(ValueError):
+    """Start-up parameters that cannot be used (the message lists each with its valid range)."""
+
+
+@dataclass
+class _Frame:
+    msg: object
+    stamp_ns: int
+
+
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _qos(reliability: str, depth: int) -> QoSProfile:
+    policy = ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(reliability=policy, history=HistoryPolicy.KEEP_LAST, depth=depth)
+
+
+class SGDepthNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.predictor = None
+        self.stats = NodeStats()
+        self._report = RateLimitedLog(self.get_logger().warning)
+        self._stamps = StampOrder()
+        self._camera_infos = StampCache()
+        self._slot = LatestSlot()
+        self._worker: threading.Thread | None = None
+        self._pubs: dict = {}  # output key → publisher
+        self._other_pubs: list = []  # labels metadata, diagnostics
+        self._subs: list = []
+        self._timers: list = []
+        self._info_sub = None
+        self._last_diag: dict | None = None
+
+    # ---- parameters -------------------------------------------------------------------------
+    def _declare_parameters(self) -> None:
+        errors = []
+        for spec in PARAMS:
+            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                             additional_constraints=spec.valid_range(),
+                                             type=_PARAM_TYPES[type(spec.default)])
+            if isinstance(spec.default, float) and spec.low is not None:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high)]
+            elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.low is not None:
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high))]
+            try:
+                value = self.declare_parameter(spec.name, spec.default, descriptor).value
+            except Exception as error:  # rclpy's type/range errors on a params-file value
+                errors.append(f"{spec.name}: {error} (valid: {spec.valid_range()})")
+                continue
+            reason = validate(spec.name, value)
+            if reason:
+                errors.append(reason)
+        if not errors:
+            errors = [r for r in [validate_together(self._values())] if r]
+        if errors:
+            raise ParameterError("invalid parameters: " + "; ".join(errors))
+
+    def _values(self) -> dict:
+        return {spec.name: self.get_parameter(spec.name).value for spec in PARAMS}
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        values = self._values()
+        for change in changes:
+            reason = validate(change.name, change.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            values[change.name] = change.value
+        reason = validate_together(values)
+        return SetParametersResult(successful=reason is None, reason=reason or "")
+
+    @property
+    def autostart(self) -> bool:
+        return bool(self._param("autostart"))
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from ..predictor import Predictor  # torch is imported here, not at node start
+
+        p = self._values()
+        path = p["model_path"]
+        if not path:
+            self.get_logger().error("configure failed: set the parameter model_path to a checkpoint "
+                                    "(.safetensors of sgdepth_ros or a released SGDepth model.pth)")
+            return TransitionCallbackReturn.FAILURE
+        size = (p["input_width"], p["input_height"]) if p["input_width"] and p["input_height"] else None
+        fixed = p["scale_mode"] == "fixed"
+        try:
+            predictor = Predictor(path, device=p["device"], precision=p["precision"], input_size=size,
+                                  backend=p["backend"], scale_factor=(p["scale_factor"] or None) if fixed else None,
+                                  threads=p["cpu_threads"] or None, checkpoint_scale=fixed)
+        except Exception as error:  # CheckpointError, BackendError, OSError, …: one line, no traceback
+            self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
+            return TransitionCallbackReturn.FAILURE
+        if fixed and not predictor.is_metric:
+            self.get_logger().error(f"configure failed: scale_mode 'fixed' needs scale_factor > 0 or a checkpoint "
+                                    f"with a metric scale in its metadata ({path} has none)")
+            return TransitionCallbackReturn.FAILURE
+        if predictor.device.type == "cpu" and p["device"] == "auto":
+            self.get_logger().warning("no CUDA device: running on the CPU (slow); set device to silence this")
+        if not predictor.trained:
+            self.get_logger().warning("the checkpoint holds UNTRAINED weights: outputs are not depth or labels")
+        self.get_logger().info(f"model ready: {predictor.describe()}")
+        self.predictor = predictor
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        p = self._values()
+        metric = self.predictor.is_metric
+        out_qos = _qos(p["output_qos_reliability"], p["output_qos_depth"])
+        topics = {"depth": ("depth" if metric else "depth/relative", Image),
+                  "depth_info": ("depth/camera_info", CameraInfo), "depth_color": ("depth/color", Image),
+                  "semantic": ("semantic", Image), "semantic_color": ("semantic/color", Image),
+                  "overlay": ("semantic/overlay", Image),
+                  "points": ("points" if metric else "points/relative", PointCloud2)}
+        self._pubs = {key: self.create_publisher(kind, topic, out_qos) for key, (topic, kind) in topics.items()}
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        labels_pub = self.create_publisher(String, "semantic/labels", latched)
+        labels_pub.publish(messages.labels_message())
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._other_pubs = [labels_pub, self._diag_pub]
+        in_qos = _qos(p["input_qos_reliability"], p["input_qos_depth"])
+        if p["input_transport"] == "compressed":
+            image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, in_qos)
+        else:
+            image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
+        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos)
+        self._subs = [image_sub, self._info_sub]
+        self._timers = [self.create_timer(p["diagnostics_period_sec"], self._publish_diagnostics)]
+        if p["log_period_sec"] > 0:
+            self._timers.append(self.create_timer(p["log_period_sec"], self._log_status))
+        self._stamps.reset()
+        self._slot.reopen()
+        self._worker = threading.Thread(target=self._work, name="sgdepth-inference", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(t for t, _ in topics.values())}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.predictor = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_io()
+        self.predictor = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_io(self) -> None:
+        """Stop the worker (after its current frame) and remove what activate created."""
+        self._slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+            self._worker = None
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in [*self._pubs.values(), *self._other_pubs]:
+            self.destroy_publisher(pub)
+        self._timers, self._subs, self._pubs, self._other_pubs, self._info_sub = [], [], {}, [], None
+        self._camera_infos.clear()
+
+    # ---- executor thread: cheap checks only ----------------------------------------------------
+    def _on_image(self, msg) -> None:
+        self.stats.received()
+        stamp = _stamp_ns(msg.header)
+        kind = self._stamps.check(stamp)
+        if kind:
+            self._reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
+            return
+        if not self._wanted():
+            self.stats.idle()
+            return
+        if self._slot.put(_Frame(msg, stamp)) is not None:
+            self.stats.dropped()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            geometry = messages.camera_info_geometry(msg)
+        except InputError as error:
+            self._reject(error.kind, f"camera_info discarded: {error}")
+            return
+        self._camera_infos.add(_stamp_ns(msg.header), (msg, geometry))
+
+    def _reject(self, kind: str, message: str) -> None:
+        self.stats.error(kind)
+        self._report(kind, message)
+
+    def _wanted(self) -> set[str]:
+        """Outputs that are switched on and have at least one subscriber."""
+        return {key for key, pub in self._pubs.items()
+                if self._param(_TOGGLES[key]) and pub.get_subscription_count() > 0}
+
+    # ---- worker thread ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            frame = self._slot.take()
+            if frame is None:
+                return  # slot closed: deactivating
+            try:
+                self._process(frame)
+            except Exception as error:  # never let one frame end the worker
+                self._reject("internal_error", f"{type(error).__name__}: {error}")
+
+    def _process(self, frame: _Frame) -> None:
+        wanted = self._wanted()
+        if not wanted:
+            self.stats.idle()
+            return
+        max_pixels = self._param("max_image_pixels")
+        try:
+            if isinstance(frame.msg, CompressedImage):
+                rgb = messages.compressed_to_rgb(frame.msg, max_pixels)
+            else:
+                rgb = messages.image_to_rgb(frame.msg, max_pixels)
+        except InputError as error:
+            self._reject(error.kind, f"image discarded: {error}")
+            return
+        camera = self._camera_for(frame, rgb.shape[1], rgb.shape[0]) if wanted & {"depth_info", "points"} else None
+        try:
+            prediction = self.predictor.predict(rgb, output_resolution=self._param("output_resolution"))
+        except Exception as error:
+            self._reject("inference_error", f"{type(error).__name__}: {error}")
+            return
+        height, width = (prediction.depth if prediction.depth is not None else prediction.labels).shape
+        geometry = scale_geometry(camera[1], width, height) if camera else None
+        settings = RenderSettings(**{name: self._param(name) for name in RenderSettings.__dataclass_fields__})
+        outputs = render(prediction, wanted, settings, geometry)
+        header = frame.msg.header
+        for key in ("depth", "depth_color", "semantic", "semantic_color", "overlay"):
+            if key in outputs:
+                self._pubs[key].publish(messages.array_to_image(outputs[key], header))
+        if "depth_info" in wanted and geometry is not None:
+            self._pubs["depth_info"].publish(messages.camera_info_for(camera[0], geometry, header))
+        if "points" in outputs:
+            self._pubs["points"].publish(messages.points_to_cloud(*outputs["points"], header))
+        latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6
+        self.stats.processed(latency_ms, sum(prediction.timings.values()))
+
+    def _camera_for(self, frame: _Frame, width: int, height: int):
+        """The (CameraInfo, geometry) paired with this frame's stamp and size, or None."""
+        tolerance = int(self._param("camera_info_tolerance_sec") * 1e9)
+        if self._info_sub.get_publisher_count() > 0:
+            pair = self._camera_infos.wait_for(frame.stamp_ns, tolerance, self._param("camera_info_wait_sec"))
+            if pair is None:
+                self._reject("camera_info_unmatched", f"no camera_info with stamp {frame.stamp_ns} ns "
+                             f"(±{tolerance} ns); depth/camera_info and points skipped for this frame")
+        else:
+            pair = self._camera_infos.find(frame.stamp_ns, tolerance)
+        if pair is not None and (pair[1].width, pair[1].height) != (width, height):
+            self._reject("camera_info_size", f"camera_info is {pair[1].width}x{pair[1].height} but the image is "
+                         f"{width}x{height}; depth/camera_info and points skipped for this frame")
+            return None
+        return pair
+
+    # ---- diagnostics -----------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        snap = self.stats.snapshot()
+        previous, self._last_diag = self._last_diag, snap
+        troubled = previous is not None and (snap["frames_dropped"] > previous["frames_dropped"]
+                                             or sum(snap["errors"].values()) > sum(previous["errors"].values()))
+        level, summary = (1, "frames dropped or rejected in the last period") if troubled else (0, "ok")
+        device = str(self.predictor.device) if self.predictor is not None else "unconfigured"
+        self._diag_pub.publish(messages.diagnostics_message(
+            snap, self.get_clock().now().to_msg(), f"{self.get_name()}: sgdepth inference", device, level, summary))
+
+    def _log_status(self) -> None:
+        s = self.stats.snapshot()
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
+        self.get_logger().info(
+            f"in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, latency p50 {s['latency_p50_ms']:.0f} "
+            f"p95 {s['latency_p95_ms']:.0f} ms, inference {s['inference_p50_ms']:.0f} ms, "
+            f"dropped {s['frames_dropped']}, errors: {errors}")
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SGDepthNode()
+    except ParameterError as error:
+        print(f"sgdepth_node: {error}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    code = 0
+    try:
+        if node.autostart:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                code = 1  # the reason is already logged
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+        if code == 0:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_io()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def console_main() -> None:
+    """Console-script entry point (``sgdepth_node``, ``ros2 run sgdepth_ros sgdepth_node``)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

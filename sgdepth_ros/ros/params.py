@@ -1,0 +1,127 @@
+"""The node's parameters as data: name, default, description, range or choices, read-only (ROS-free).
+
+The node declares each with a ParameterDescriptor built from this table and runs
+:func:`validate` on start-up values and on every run-time change, so a bad value is rejected
+with its valid range. ``config/sgdepth.yaml`` holds the same defaults (a test keeps them equal).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..colorize import COLORMAPS
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    low: float | None = None  # inclusive numeric range
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None  # a regex for strings with open-ended values (device)
+    read_only: bool = False
+
+    def valid_range(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.pattern:
+            return f"matching {self.pattern}"
+        if self.low is not None:
+            return f"within [{self.low:g}, {self.high:g}]"
+        return "any value"
+
+
+RELIABILITIES = ("best_effort", "reliable")
+PARAMS = (
+    # model and device: fixed once configured
+    Param("model_path", "", "SGDepth checkpoint: our .safetensors or a released SGDepth model.pth", read_only=True),
+    Param("device", "auto", "auto (CUDA when available, else CPU with a warning), cpu, cuda or cuda:N",
+          pattern=r"^(auto|cpu|cuda(:\d+)?)$", read_only=True),
+    Param("precision", "fp32", "numeric precision; fp16/bf16 need a CUDA device", choices=("fp32", "fp16", "bf16"),
+          read_only=True),
+    Param("backend", "auto", "auto (OpenVINO on CPU when installed, else PyTorch), torch or openvino",
+          choices=("auto", "torch", "openvino"), read_only=True),
+    Param("input_width", 0, "network input width in pixels, a multiple of 32; 0 = from the checkpoint",
+          0, 4096, read_only=True),
+    Param("input_height", 0, "network input height in pixels, a multiple of 32; 0 = from the checkpoint",
+          0, 4096, read_only=True),
+    Param("cpu_threads", 0, "CPU inference threads; 0 = the backend's choice", 0, 256, read_only=True),
+    # scale
+    Param("scale_mode", "relative", "relative: model units on depth/relative; fixed: metres = units × scale_factor "
+          "on depth", choices=("relative", "fixed"), read_only=True),
+    Param("scale_factor", 0.0, "metres per model unit for scale_mode fixed; 0 = from the checkpoint metadata",
+          0.0, 1e6, read_only=True),
+    # input
+    Param("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
+          "'image/compressed'", choices=("raw", "compressed"), read_only=True),
+    Param("input_qos_reliability", "best_effort", "reliability of the image and camera_info subscriptions",
+          choices=RELIABILITIES, read_only=True),
+    Param("input_qos_depth", 1, "history depth of the input subscriptions", 1, 100, read_only=True),
+    Param("max_image_pixels", 4096 * 4096, "larger input images are rejected (counted as bad_size)",
+          1, 2 ** 28, read_only=True),
+    Param("camera_info_tolerance_sec", 0.0, "largest |image stamp − CameraInfo stamp| accepted as a pair; 0 = exact",
+          0.0, 1.0),
+    Param("camera_info_wait_sec", 0.05, "how long the worker waits for a CameraInfo with the image's stamp",
+          0.0, 1.0),
+    # outputs
+    Param("output_qos_reliability", "reliable", "reliability of the outputs", choices=RELIABILITIES, read_only=True),
+    Param("output_qos_depth", 1, "history depth of the outputs", 1, 100, read_only=True),
+    Param("output_resolution", "network", "network: outputs at the network input size; input: at the camera size",
+          choices=("network", "input")),
+    Param("publish_depth", True, "publish depth (or depth/relative) and depth/camera_info"),
+    Param("publish_depth_color", True, "publish depth/color (rgb8)"),
+    Param("publish_semantic", True, "publish semantic (mono8 trainIds, 255 = unknown)"),
+    Param("publish_semantic_color", True, "publish semantic/color (rgb8 Cityscapes colours)"),
+    Param("publish_overlay", True, "publish semantic/overlay (rgb8 image blended with the label colours)"),
+    Param("publish_points", True, "publish points (or points/relative): PointCloud2 x y z rgb label; "
+          "needs camera_info"),
+    Param("overlay_alpha", 0.5, "weight of the label colours in semantic/overlay", 0.0, 1.0),
+    Param("depth_color_min", 0.0, "depth at the warm end of depth/color; 0 = 2nd percentile of each frame",
+          0.0, 1e4),
+    Param("depth_color_max", 0.0, "depth at the cold end of depth/color; 0 = 98th percentile of each frame",
+          0.0, 1e4),
+    Param("depth_colormap", "turbo", "colour map of depth/color", choices=tuple(sorted(COLORMAPS))),
+    Param("points_decimation", 2, "keep every n-th row and column in points", 1, 64),
+    # housekeeping
+    Param("diagnostics_period_sec", 1.0, "period of /diagnostics messages", 0.1, 60.0, read_only=True),
+    Param("log_period_sec", 10.0, "period of the one-line status log; 0 = off", 0.0, 3600.0, read_only=True),
+    Param("autostart", True, "configure and activate by itself (false: wait for a lifecycle manager)",
+          read_only=True),
+)
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """None when ``value`` is acceptable for parameter ``name``, else the reason with the valid range."""
+    spec = PARAMS_BY_NAME.get(name)
+    if spec is None:
+        return None  # parameters the node does not own (use_sim_time, …) are rclpy's business
+    expected = type(spec.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        return f"{name} must be a {expected.__name__}, got {value!r}"
+    if spec.choices and value not in spec.choices:
+        return f"{name}={value!r} is not valid: must be {spec.valid_range()}"
+    if spec.pattern and not re.match(spec.pattern, value):
+        return f"{name}={value!r} is not valid: must be {spec.valid_range()}"
+    if spec.low is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                     and spec.low <= value <= spec.high):
+        return f"{name}={value!r} is out of range: must be {spec.valid_range()}"
+    if name in ("input_width", "input_height") and value % 32:
+        return f"{name}={value} must be a multiple of 32 (or 0 = from the checkpoint)"
+    return None
+
+
+def validate_together(values: dict[str, Any]) -> str | None:
+    """Checks that involve several parameters (after each one is valid on its own)."""
+    lo, hi = values.get("depth_color_min", 0.0), values.get("depth_color_max", 0.0)
+    if lo > 0 and hi > 0 and lo >= hi:
+        return f"depth_color_min ({lo:g}) must be below depth_color_max ({hi:g})"
+    if values.get("precision", "fp32") != "fp32" and values.get("device") == "cpu":
+        return f"precision {values['precision']} needs a CUDA device; use fp32 on the CPU"
+    return None

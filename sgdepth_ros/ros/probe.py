@@ -1,0 +1,83 @@
+"""A client node that feeds ``sgdepth_node`` and records what it publishes (tests, benchmarks, live replay).
+
+    rclpy.init(domain_id=…)
+    probe = Probe(["depth/relative", "semantic"])
+    probe.wait_for_subscribers("image")
+    probe.publish_image(msg)
+    probe.spin_until(lambda: probe.received("semantic"), timeout=30)
+
+Every output message is kept with its receive time (ns, ROS clock) in ``probe.messages[topic]``.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+TOPIC_TYPES = {"depth": Image, "depth/relative": Image, "depth/camera_info": CameraInfo, "depth/color": Image,
+               "semantic": Image, "semantic/color": Image, "semantic/overlay": Image, "points": PointCloud2,
+               "points/relative": PointCloud2}
+
+
+class Probe(Node):
+    def __init__(self, outputs: list[str], name: str = "sgdepth_probe", input_reliability: str = "reliable",
+                 compressed: bool = False):
+        super().__init__(name)
+        policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=10, reliability=policy)
+        self.image_pub = (self.create_publisher(CompressedImage, "image/compressed", qos) if compressed
+                          else self.create_publisher(Image, "image", qos))
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        self.messages: dict[str, list] = defaultdict(list)
+        self._subs = [self.create_subscription(TOPIC_TYPES[t], t, self._recorder(t), QoSProfile(depth=50))
+                      for t in outputs]
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._subs.append(self.create_subscription(String, "semantic/labels", self._recorder("semantic/labels"),
+                                                   latched))
+        self._subs.append(self.create_subscription(DiagnosticArray, "/diagnostics", self._recorder("/diagnostics"),
+                                                   QoSProfile(depth=50)))
+
+    def _recorder(self, topic: str):
+        def record(msg) -> None:
+            self.messages[topic].append((self.get_clock().now().nanoseconds, msg))
+        return record
+
+    def received(self, topic: str) -> list:
+        """Messages received on ``topic`` so far (without their receive times)."""
+        return [m for _, m in self.messages[topic]]
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        """Process callbacks until ``condition()`` is true or ``timeout`` seconds passed; returns the condition."""
+        import rclpy
+
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            rclpy.spin_once(self, timeout_sec=min(0.05, remaining))
+        return True
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def wait_for_subscribers(self, timeout: float = 60.0) -> bool:
+        """Until the node subscribes to the image topic and every recorded output has a publisher."""
+        def ready() -> bool:
+            return (self.image_pub.get_subscription_count() > 0
+                    and all(s.get_publisher_count() > 0 for s in self._subs if s.topic_name != "/diagnostics"))
+        return self.spin_until(ready, timeout)
+
+    def latest_diagnostics(self) -> dict:
+        """The key/values of the newest /diagnostics status from sgdepth (empty dict if none yet)."""
+        for _, msg in reversed(self.messages["/diagnostics"]):
+            for status in msg.status:
+                if "sgdepth" in status.name:
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
