@@ -319,7 +319,7 @@ class SGDepthNode(LifecycleNode):
         level, summary = (1, "frames dropped or rejected in the last period") if troubled else (0, "ok")
         device = str(self.predictor.device) if self.predictor is not None else "unconfigured"
         self._diag_pub.publish(messages.diagnostics_message(
-            snap, self.get_clock().now().to_msg(), f"{self.get_name()}: sgdepth inference", device, level, summary))
+            snap, self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: sgdepth inference", device, level, summary))
 
     def _log_status(self) -> None:
         s = self.stats.snapshot()

@@ -25,9 +25,9 @@ TOPIC_TYPES = {"depth": Image, "depth/relative": Image, "depth/camera_info": Cam
 
 
 class Probe(Node):
-    def __init__(self, outputs: list[str], name: str = "sgdepth_probe", input_reliability: str = "reliable",
-                 compressed: bool = False):
-        super().__init__(name)
+    def __init__(self, outputs: list[str], name: str = "sgdepth_probe", namespace: str = "",
+                 input_reliability: str = "reliable", compressed: bool = False):
+        super().__init__(name, namespace=namespace)
         policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=10, reliability=policy)
         self.image_pub = (self.create_publisher(CompressedImage, "image/compressed", qos) if compressed
@@ -68,16 +68,18 @@ class Probe(Node):
         self.spin_until(lambda: False, seconds)
 
     def wait_for_subscribers(self, timeout: float = 60.0) -> bool:
-        """Until the node subscribes to the image topic and every recorded output has a publisher."""
+        """Until the node subscribes to image and camera_info and every recorded output has a publisher."""
         def ready() -> bool:
-            return (self.image_pub.get_subscription_count() > 0
+            return (self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0
                     and all(s.get_publisher_count() > 0 for s in self._subs if s.topic_name != "/diagnostics"))
         return self.spin_until(ready, timeout)
 
-    def latest_diagnostics(self) -> dict:
-        """The key/values of the newest /diagnostics status from sgdepth (empty dict if none yet)."""
+    def latest_diagnostics(self, node: str = "sgdepth") -> dict:
+        """The key/values of the newest /diagnostics status of the sgdepth node in this probe's
+        namespace (empty dict if none yet)."""
+        prefix = f"{self.get_namespace().rstrip('/')}/{node}: "
         for _, msg in reversed(self.messages["/diagnostics"]):
             for status in msg.status:
-                if "sgdepth" in status.name:
+                if status.name.startswith(prefix):
                     return {kv.key: kv.value for kv in status.values}
         return {}
