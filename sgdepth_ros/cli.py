@@ -12,6 +12,7 @@ COMMANDS = {
     "convert": ("convert", "convert a reference SGDepth model.pth to our .safetensors format (with metadata)"),
     "demo": ("demo", "the README main job: draw road images and run the whole inference pipeline on them"),
     "bench": ("bench", "per-stage latency benchmark; writes docs/benchmarks.md"),
+    "bench-node": ("bench_node", "sgdepth_node end to end over DDS beside the predictor; writes docs/benchmarks.md"),
 }
 
 

@@ -16,7 +16,7 @@ def test_package_xml_is_format3_ament_python_with_ros_dependencies():
     assert root.findtext("name") == "sgdepth_ros"
     assert root.find("export/build_type").text == "ament_python"
     depends = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs"} <= depends
+    assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "lifecycle_msgs", "rcl_interfaces"} <= depends
     assert (ROOT / "resource" / "sgdepth_ros").is_file()
     cfg = (ROOT / "setup.cfg").read_text()
     assert "script_dir=$base/lib/sgdepth_ros" in cfg and "install_scripts=$base/lib/sgdepth_ros" in cfg
@@ -42,8 +42,11 @@ def test_colcon_build_installs_an_ament_package(tmp_path):
     inst = tmp_path / "install" / "sgdepth_ros"
     assert (inst / "share" / "ament_index" / "resource_index" / "packages" / "sgdepth_ros").is_file()
     assert (inst / "share" / "sgdepth_ros" / "package.xml").is_file()
-    assert (inst / "share" / "sgdepth_ros" / "config" / "fastdds_large_images.xml").is_file()
-    assert (inst / "lib" / "sgdepth_ros" / "sgdepth-ros").is_file()  # where `ros2 run` looks
+    for name in ("config/fastdds_large_images.xml", "config/sgdepth.yaml", "config/sgdepth.rviz",
+                 "launch/sgdepth.launch.py"):
+        assert (inst / "share" / "sgdepth_ros" / name).is_file(), name
+    for exe in ("sgdepth-ros", "sgdepth_node"):  # where `ros2 run sgdepth_ros <exe>` looks
+        assert os.access(inst / "lib" / "sgdepth_ros" / exe, os.X_OK), exe
     site = next((inst / "lib").glob("python3*/site-packages"))
     assert (site / "sgdepth_ros" / "model" / "sgdepth.py").is_file()
     assert not (site / "training").exists()  # no bare top-level 'training' module lands in site-packages

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("decode", "preprocess", "forward", "postprocess", "colourise")
-MARK_START, MARK_END = "<!-- bench:inference:start -->", "<!-- bench:inference:end -->"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -131,11 +130,13 @@ def render_table(times: dict, baseline: str | None) -> list[str]:
     return lines
 
 
-def update_markdown(path: Path, section: str) -> None:
+def update_markdown(path: Path, section: str, key: str = "inference") -> None:
+    """Replace the block between ``<!-- bench:KEY:start -->`` and ``…:end -->`` (appended if absent)."""
+    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    block = f"{MARK_START}\n{section}\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        text = text[:text.index(MARK_START)] + block + text[text.index(MARK_END) + len(MARK_END):]
+    block = f"{start}\n{section}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,9 @@ def ros_environment(domain_id: int | None = None, large_images: bool = True, log
     env["RCUTILS_COLORIZED_OUTPUT"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     if large_images:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(share_file("config/fastdds_large_images.xml"))
+        profile = str(share_file("config/fastdds_large_images.xml"))
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile  # Fast DDS 3 (Kilted and later)
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile  # Fast DDS 2 (Humble, Jazzy) reads only this name
     return env
 
 
