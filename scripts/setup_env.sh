@@ -12,12 +12,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.sgdepth-ros-installed
-want=$(cat requirements.txt setup.py | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-ros.txt setup.py | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing requirements into .venv (first time: a few minutes, torch is large)"
-  pip_quiet .venv/bin/python -m pip install -q -r requirements.txt
+  pip_quiet .venv/bin/python -m pip install -q -r requirements.txt -r requirements-ros.txt
   pip_quiet .venv/bin/python -m pip install -q --no-deps -e .
-  .venv/bin/python -c "import torch, torchvision, cv2, safetensors, openvino, sgdepth_ros" \
+  .venv/bin/python -c "import torch, torchvision, cv2, safetensors, openvino, rclpy, sensor_msgs.msg, sgdepth_ros" \
     || { echo "setup failed: the packages above did not import" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

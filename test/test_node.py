@@ -318,7 +318,7 @@ def test_overload_drops_old_frames_and_keeps_latency_bounded(probe, main_node):
     assert send_and_wait(probe, raw_image(rgb, "rgb8", h), h, None, ["depth"])  # warm, and an inference time
     diag = diagnostics_after(probe, lambda d: d.get("inference_p50_ms", "nan") != "nan")
     inference_s = float(diag["inference_p50_ms"]) / 1e3
-    dropped_before = int(diag["frames_dropped"])
+    before = {k: int(diag[k]) for k in ("frames_received", "frames_processed", "frames_dropped")}
     period = inference_s / 3  # 3× the inference rate
     sent = []
     start = time.monotonic()
@@ -336,8 +336,12 @@ def test_overload_drops_old_frames_and_keeps_latency_bounded(probe, main_node):
     assert len(done) < len(sent) * 0.6, f"{len(done)} of {len(sent)} processed: nothing was dropped?"
     # queued processing would reach ~ (45 − n_done) × inference ≈ 2 s; a newest-frame node stays ≲ 2 inferences
     assert max(latency_s) < 3 * inference_s + 0.3, (max(latency_s), inference_s)
-    diag = diagnostics_after(probe, lambda d: int(d.get("frames_dropped", 0)) > dropped_before)
-    assert int(diag["frames_dropped"]) - dropped_before >= len(sent) - len(done) - 2
+    diag = diagnostics_after(probe, lambda d: int(d.get("frames_processed", 0)) >= before["frames_processed"] + len(done))
+    delta = {k: int(diag[k]) - v for k, v in before.items()}
+    assert delta["frames_dropped"] > 0
+    # every frame the node received was either processed or dropped and counted (DDS itself may also
+    # discard a frame that a newer one overwrote in the keep-last-1 input queue: never seen, never counted)
+    assert abs(delta["frames_received"] - delta["frames_processed"] - delta["frames_dropped"]) <= 1, delta
 
 
 def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
@@ -347,14 +351,16 @@ def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
     feeder = Probe([], name="feeder", namespace="/idle")
     try:
         assert feeder.spin_until(lambda: feeder.image_pub.get_subscription_count() > 0, 60)
-        for _ in range(5):
+        for _ in range(40):  # until the node has seen a few (early ones may precede matching)
             feeder.image_pub.publish(raw_image(smooth_rgb(IMG_W, IMG_H), "rgb8", header()))
-            feeder.spin_for(0.1)
-        diag = diagnostics_after(feeder, lambda d: int(d.get("frames_idle", 0)) >= 3)
-        assert int(diag["frames_idle"]) >= 3 and diag["frames_processed"] == "0"
+            feeder.spin_for(0.2)
+            if int(feeder.latest_diagnostics().get("frames_idle", 0)) >= 3:
+                break
+        diag = feeder.latest_diagnostics()
+        assert int(diag["frames_idle"]) >= 3 and diag["frames_processed"] == "0", diag
     finally:
         feeder.destroy_node()
-        assert node.stop(signal.SIGTERM) == 0
+        assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]
 
 
 def test_sigint_exits_with_code_zero(main_node):
@@ -395,7 +401,7 @@ def test_compressed_input_relative_depth_at_input_resolution(ros_env, constant_d
         assert int(diag["errors/corrupt_compressed"]) == 1
     finally:
         client.destroy_node()
-        assert node.stop(signal.SIGTERM) == 0
+        assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]
 
 
 # ---- lifecycle -------------------------------------------------------------------------------------
@@ -438,7 +444,7 @@ def test_lifecycle_transitions(ros_env, constant_depth_checkpoint):
         assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) and state() == "finalized"
     finally:
         client.destroy_node()
-        assert node.stop(signal.SIGTERM) == 0
+        assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]
     assert "Traceback" not in node.output
 
 

@@ -12,6 +12,7 @@ drops frames (counted) instead of queueing stale ones.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ class SGDepthNode(LifecycleNode):
         self._slot.reopen()
         self._worker = threading.Thread(target=self._work, name="sgdepth-inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(t for t, _ in topics.values())}")
+        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(p.topic_name for p in self._pubs.values())}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -330,30 +331,39 @@ class SGDepthNode(LifecycleNode):
             f"dropped {s['frames_dropped']}, errors: {errors}")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args=None) -> int:
-    rclpy.init(args=args)
+    """Run the node until SIGINT/SIGTERM (exit 0). Exit 1: autostart configure/activate failed
+    (the reason is logged); exit 2: invalid start-up parameters."""
+    signal.signal(signal.SIGTERM, _interrupt)  # until rclpy.init takes over: SIGTERM while starting exits 0
+    node = None
     try:
+        rclpy.init(args=args)
         node = SGDepthNode()
+        if node.autostart and (node.trigger_configure() != TransitionCallbackReturn.SUCCESS
+                               or node.trigger_activate() != TransitionCallbackReturn.SUCCESS):
+            return 1
+        rclpy.spin(node)
+        return 0
     except ParameterError as error:
         print(f"sgdepth_node: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
         return 2
-    code = 0
-    try:
-        if node.autostart:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                code = 1  # the reason is already logged
-            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                code = 1
-        if code == 0:
-            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        return 0
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # a signal shut the context down while the node was starting: a clean exit
     finally:
-        node._stop_io()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+        steps = (node._stop_io, node.destroy_node) if node is not None else ()
+        for step in (*steps, rclpy.try_shutdown):
+            try:
+                step()
+            except Exception as error:  # shutting down anyway: report, never mask the exit code
+                print(f"sgdepth_node: during shutdown, {step.__name__}: {error}", file=sys.stderr)
 
 
 def console_main() -> None:
