@@ -25,15 +25,15 @@ from sgdepth_ros.preprocess import resize_rgb
 from sgdepth_ros.ros.launcher import NodeProcess, ros_environment
 from sgdepth_ros.ros.pointcloud import unpack_points
 
-rclpy = pytest.importorskip("rclpy")
-from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
+import rclpy  # part of the test environment (requirements-ros.txt): never skipped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from sgdepth_ros.ros.probe import Probe  # noqa: E402
+from sgdepth_ros.ros.probe import Probe
 
 NET_W, NET_H = 320, 96  # small network input keeps CPU inference ~70 ms
 IMG_W, IMG_H = 128, 64
