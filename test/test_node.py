@@ -346,8 +346,8 @@ def test_overload_drops_old_frames_and_keeps_latency_bounded(probe, main_node):
 
 def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
     """With no subscriber on any output the node receives frames but never runs the network."""
-    node = start_node({"model_path": constant_depth_checkpoint, "input_width": NET_W, "input_height": NET_H},
-                      ros_env, "idle")
+    node = start_node({"model_path": constant_depth_checkpoint, "input_width": NET_W, "input_height": NET_H,
+                       "log_period_sec": 0.5}, ros_env, "idle")
     feeder = Probe([], name="feeder", namespace="/idle")
     try:
         assert feeder.spin_until(lambda: feeder.image_pub.get_subscription_count() > 0, 60)
@@ -358,6 +358,8 @@ def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
                 break
         diag = feeder.latest_diagnostics()
         assert int(diag["frames_idle"]) >= 3 and diag["frames_processed"] == "0", diag
+        assert feeder.spin_until(lambda: "(no subscriber)" in node.output, 5)  # the periodic status line says so
+        assert "no frame processed yet" in node.output
     finally:
         feeder.destroy_node()
         assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]

@@ -325,10 +325,12 @@ class SGDepthNode(LifecycleNode):
     def _log_status(self) -> None:
         s = self.stats.snapshot()
         errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
+        timing = (f"latency p50 {s['latency_p50_ms']:.0f} p95 {s['latency_p95_ms']:.0f} ms, "
+                  f"inference {s['inference_p50_ms']:.0f} ms" if s["frames_processed"] else "no frame processed yet")
+        idle = f", idle {s['frames_idle']} (no subscriber)" if s["frames_idle"] else ""
         self.get_logger().info(
-            f"in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, latency p50 {s['latency_p50_ms']:.0f} "
-            f"p95 {s['latency_p95_ms']:.0f} ms, inference {s['inference_p50_ms']:.0f} ms, "
-            f"dropped {s['frames_dropped']}, errors: {errors}")
+            f"in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, {timing}, "
+            f"dropped {s['frames_dropped']}{idle}, errors: {errors}")
 
 
 def _interrupt(signum, frame) -> None:
