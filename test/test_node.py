@@ -23,6 +23,7 @@ from ros_payloads import ALL_ENCODINGS, encode, smooth_rgb
 from sgdepth_ros.model import save_checkpoint
 from sgdepth_ros.preprocess import resize_rgb
 from sgdepth_ros.ros.launcher import NodeProcess, ros_environment
+from sgdepth_ros.ros.messages import stamp_ns
 from sgdepth_ros.ros.pointcloud import unpack_points
 
 import rclpy  # part of the test environment (requirements-ros.txt): never skipped
@@ -329,7 +330,7 @@ def test_overload_drops_old_frames_and_keeps_latency_bounded(probe, main_node):
         probe.spin_until(lambda: False, max(0.0, start + (i + 1) * period - time.monotonic()))
     probe.spin_until(lambda: outputs_for(probe, sent[-1], ["depth"]), 10)
     done = [(t, m) for t, m in probe.messages["depth"] if any(m.header.stamp == h.stamp for h in sent)]
-    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in done]
+    stamps = [stamp_ns(m.header) for _, m in done]
     latency_s = [(t - s) / 1e9 for (t, _), s in zip(done, stamps)]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert outputs_for(probe, sent[-1], ["depth"]), "the newest frame must be processed"

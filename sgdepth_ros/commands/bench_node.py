@@ -76,12 +76,14 @@ def _messages(rgb: np.ndarray, probe):
 
 def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
     """Publish ``frames`` frames (rate None = closed loop) → latency lists (ms) and counts."""
+    from ..ros.messages import stamp_ns
+
     for topic in OUTPUTS:
         probe.messages[topic].clear()
     sent, start = [], time.monotonic()
     for i in range(frames):
         image, info = _messages(rgb, probe)
-        stamp = image.header.stamp.sec * 10**9 + image.header.stamp.nanosec
+        stamp = stamp_ns(image.header)
         sent.append(stamp)
         probe.info_pub.publish(info)
         probe.image_pub.publish(image)
@@ -106,7 +108,9 @@ def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
 
 
 def _arrivals(probe, topic: str) -> dict[int, int]:
-    return {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: t for t, m in probe.messages[topic]}
+    from ..ros.messages import stamp_ns
+
+    return {stamp_ns(m.header): t for t, m in probe.messages[topic]}
 
 
 def _node_loads(model: str, rgb: np.ndarray, args) -> tuple[dict, str]:

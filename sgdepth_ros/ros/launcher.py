@@ -10,6 +10,7 @@ Used by the integration tests, ``sgdepth-ros bench-node`` and live replay:
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -18,8 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import json
 
 PACKAGE = "sgdepth_ros"
 

@@ -16,6 +16,11 @@ from .pointcloud import FIELDS, POINT_DTYPE
 LABELS_FORMAT = "sgdepth_ros/labels/v1"
 
 
+def stamp_ns(header: Header) -> int:
+    """A header's stamp as integer nanoseconds (the key for pairing, ordering and latency)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
 def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
     """sensor_msgs/Image → HxWx3 uint8 RGB (raises InputError with a counter kind)."""
     return decode_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,

@@ -18,13 +18,13 @@ import threading
 from dataclasses import dataclass
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
                                 SetParametersResult)
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 
 from . import messages
@@ -52,10 +52,6 @@ class ParameterError(ValueError):
 class _Frame:
     msg: object
     stamp_ns: int
-
-
-def _stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -221,7 +217,7 @@ class SGDepthNode(LifecycleNode):
     # ---- executor thread: cheap checks only ----------------------------------------------------
     def _on_image(self, msg) -> None:
         self.stats.received()
-        stamp = _stamp_ns(msg.header)
+        stamp = messages.stamp_ns(msg.header)
         kind = self._stamps.check(stamp)
         if kind:
             self._reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
@@ -238,7 +234,7 @@ class SGDepthNode(LifecycleNode):
         except InputError as error:
             self._reject(error.kind, f"camera_info discarded: {error}")
             return
-        self._camera_infos.add(_stamp_ns(msg.header), (msg, geometry))
+        self._camera_infos.add(messages.stamp_ns(msg.header), (msg, geometry))
 
     def _reject(self, kind: str, message: str) -> None:
         self.stats.error(kind)

@@ -2,8 +2,9 @@
 
     rclpy.init(domain_id=…)
     probe = Probe(["depth/relative", "semantic"])
-    probe.wait_for_subscribers("image")
-    probe.publish_image(msg)
+    probe.wait_for_subscribers()
+    probe.info_pub.publish(camera_info)
+    probe.image_pub.publish(image)
     probe.spin_until(lambda: probe.received("semantic"), timeout=30)
 
 Every output message is kept with its receive time (ns, ROS clock) in ``probe.messages[topic]``.
