@@ -11,7 +11,11 @@ setup(
     description="SGDepth monocular depth + semantic segmentation for ROS 2, with trainer and evaluation",
     license="MIT",
     python_requires=">=3.10",
-    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    # `training/` (trainer, datasets, synthetic world) installs as `sgdepth_training`, never as a bare `training`.
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"])
+    + ["sgdepth_training"]
+    + [f"sgdepth_training.{p}" for p in find_packages(where="training")],
+    package_dir={"sgdepth_training": "training"},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -27,8 +31,10 @@ setup(
         "torchvision>=0.16",
         "tqdm>=4.60",
     ],
+    # synthetic world, bags and training (not needed on the vehicle path): pinned in requirements.txt
     extras_require={
         "fast": ["openvino>=2024.0"],
+        "train": ["embreex>=4.3", "trimesh>=4.0", "rosbags>=0.10"],
         "test": ["pytest>=7"],
     },
     zip_safe=True,

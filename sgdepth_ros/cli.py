@@ -6,14 +6,24 @@ import importlib
 import logging
 import sys
 
-# subcommand → (module under sgdepth_ros.commands, one-line help)
+# subcommand → (module under sgdepth_ros.commands, or an absolute module path, one-line help).
+# Offline commands live in sgdepth_training (the checkout's training/ folder); the vehicle path never imports them.
 COMMANDS = {
     "infer": ("infer", "run a checkpoint on images, a folder or a video; write depth, labels and colour views"),
     "convert": ("convert", "convert a reference SGDepth model.pth to our .safetensors format (with metadata)"),
     "demo": ("demo", "the README main job: draw road images and run the whole inference pipeline on them"),
     "bench": ("bench", "per-stage latency benchmark; writes docs/benchmarks.md"),
     "bench-node": ("bench_node", "sgdepth_node end to end over DDS beside the predictor; writes docs/benchmarks.md"),
+    "synth": ("sgdepth_training.commands.synth",
+              "render synthetic drives with ground truth as KITTI raw, Cityscapes and rosbag2"),
+    "bench-synth": ("sgdepth_training.commands.bench_synth",
+                    "synthetic-world rendering speed and demo-drive time; writes docs/benchmarks.md"),
 }
+
+
+def _command_module(name: str):
+    module = COMMANDS[name][0]
+    return importlib.import_module(module if "." in module else f"sgdepth_ros.commands.{module}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(f"sgdepth_ros.commands.{module}").add_arguments(p)
+        _command_module(name).add_arguments(p)
     return parser
 
 
@@ -34,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    module = importlib.import_module(f"sgdepth_ros.commands.{COMMANDS[args.command][0]}")
+    module = _command_module(args.command)
     try:
         return module.run(args)
     except KeyboardInterrupt:
@@ -44,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         from .backends import BackendError
         from .model import CheckpointError
 
-        if isinstance(exc, (CheckpointError, BackendError, ValueError, FileNotFoundError)):
+        if isinstance(exc, (CheckpointError, BackendError, ValueError, FileNotFoundError, FileExistsError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -1,0 +1,1 @@
+"""Dataset readers for KITTI raw, Cityscapes and the synthetic world (which uses the same layouts)."""

@@ -1,0 +1,254 @@
+"""Make a synthetic dataset: render drives (in worker processes) and write the requested formats.
+
+Frames are independent given the town, so ``workers`` processes each build the world and render whole frames
+(Embree single-threaded there) while this process writes files: throughput scales with cores. Output is identical
+for any number of workers: every random choice is seeded by (seed, drive[, frame]).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from ..data.splits import SplitEntry, write_split_file
+from . import layout
+from .camera import Camera, cityscapes_camera, kitti_camera
+
+FORMATS = ("kitti", "cityscapes", "bag")
+
+
+@dataclass
+class SynthConfig:
+    """Everything ``sgdepth-ros synth`` takes; ``validate`` names the valid range of a bad value."""
+
+    out: Path
+    drives: int = 1
+    frames: int = 50
+    seed: int = 0
+    formats: tuple[str, ...] = FORMATS
+    width: int = 1242
+    height: int = 375
+    cityscapes_width: int = 1024
+    cityscapes_height: int = 512
+    cityscapes_every: int = 5
+    bag_storage: str = "mcap"
+    bag_image: str = "rgb8"
+    exposure_jitter: float = 0.0
+    noise_sigma: float = 0.0
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        checks = [
+            (1 <= self.drives <= 999, f"--drives must be in [1, 999], got {self.drives}"),
+            (3 <= self.frames <= 100000, f"--frames must be in [3, 100000] (frames need neighbours), got {self.frames}"),
+            (0 <= self.seed < 23520, f"--seed must be in [0, 23519], got {self.seed}"),
+            (bool(self.formats) and set(self.formats) <= set(FORMATS),
+             f"--formats must be a comma list of {', '.join(FORMATS)}, got {','.join(self.formats)}"),
+            (32 <= self.width <= 4096 and 32 <= self.height <= 4096,
+             f"--width/--height must be in [32, 4096], got {self.width}x{self.height}"),
+            (32 <= self.cityscapes_width <= 4096 and 32 <= self.cityscapes_height <= 4096,
+             f"--cityscapes-size must be in [32, 4096] each, got {self.cityscapes_width}x{self.cityscapes_height}"),
+            (self.cityscapes_every >= 1, f"--cityscapes-every must be ≥ 1, got {self.cityscapes_every}"),
+            (self.bag_storage in ("mcap", "sqlite3"), f"--bag-storage must be mcap or sqlite3, got {self.bag_storage}"),
+            (self.bag_image in ("rgb8", "bgr8", "jpeg"), f"--bag-image must be rgb8, bgr8 or jpeg, got {self.bag_image}"),
+            (0 <= self.exposure_jitter < 1, f"--exposure-jitter must be in [0, 1), got {self.exposure_jitter}"),
+            (0 <= self.noise_sigma <= 0.5, f"--noise must be in [0, 0.5], got {self.noise_sigma}"),
+            (1 <= self.workers <= 64, f"--workers must be in [1, 64], got {self.workers}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def kitti_camera(self) -> Camera:
+        return kitti_camera(self.width, self.height)
+
+    def cityscapes_camera(self) -> Camera:
+        return cityscapes_camera(self.cityscapes_width, self.cityscapes_height)
+
+
+# --- rendering, in this process or in workers ------------------------------------------------------------------
+
+_cache: dict = {}
+
+
+def render_task(task: tuple) -> object:
+    """Render one frame: task = (seed, drive, frames, camera, index, exposure_jitter, noise_sigma) → render.Frame.
+
+    The world of the last (seed, drive, frames) and a renderer per camera are kept, so each is built once.
+    """
+    from .render import Renderer
+    from .world import make_world
+
+    seed, drive, frames, camera, index, jitter, noise = task
+    if _cache.get("world_key") != (seed, drive, frames):
+        for renderer in _cache.get("renderers", {}).values():
+            renderer.close()
+        _cache.update(world_key=(seed, drive, frames), world=make_world(seed, frames, drive), renderers={})
+    renderers = _cache["renderers"]
+    if camera not in renderers:
+        renderers[camera] = Renderer(_cache["world"], camera, threads=_threads())
+    rng = np.random.default_rng([seed, drive, index, 1])
+    exposure = 1.0 + rng.uniform(-jitter, jitter) if jitter > 0 else 1.0
+    return renderers[camera].render(index, exposure, noise, rng)
+
+
+def _threads() -> int:
+    return int(os.environ.get("SGDEPTH_SYNTH_THREADS", "2"))
+
+
+def _worker_init() -> None:
+    os.environ["SGDEPTH_SYNTH_THREADS"] = "1"  # frame-parallel: one Embree thread per worker
+    import cv2
+    cv2.setNumThreads(1)
+
+
+class FrameSource:
+    """Renders task lists in order, in this process (workers ≤ 1) or in a pool of spawned worker processes.
+
+    Use as a context manager; ``frames(tasks)`` yields render.Frame in task order with at most 2·workers frames
+    in flight, so memory stays bounded however long the drive.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pool = None
+
+    # one thread per worker for the BLAS/OpenMP pools too: small matrix products on many threads only contend
+    SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+    def __enter__(self) -> "FrameSource":
+        if self.workers > 1:
+            self._saved_env = {k: os.environ.get(k) for k in self.SINGLE_THREAD_ENV}
+            os.environ.update(self.SINGLE_THREAD_ENV)  # inherited by the spawned workers
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_worker_init)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            for k, v in self._saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def frames(self, tasks: list[tuple]):
+        if self.pool is None:
+            for task in tasks:
+                yield render_task(task)
+            return
+        pending: deque = deque()
+        for task in tasks:
+            pending.append(self.pool.submit(render_task, task))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# --- the whole job ---------------------------------------------------------------------------------------------
+
+def prepare_output(config: SynthConfig) -> None:
+    """Make ``out`` ready: refuse a non-empty folder we did not write; clear our own with ``overwrite``."""
+    out = Path(config.out)
+    manifest = out / "synth.json"
+    if out.exists() and any(out.iterdir()):
+        if not manifest.exists():
+            raise FileExistsError(f"{out} is not empty and holds no synth.json: refusing to write into it")
+        if not config.overwrite:
+            raise FileExistsError(f"{out} holds a synthetic dataset already; pass --overwrite to replace it")
+        for name in ("kitti", "cityscapes", "bags"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        manifest.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def generate(config: SynthConfig, progress: bool = True) -> dict:
+    """Render ``config.drives`` drives and write the requested formats; returns the manifest (also synth.json)."""
+    from tqdm import tqdm
+
+    config.validate()
+    prepare_output(config)
+    out = Path(config.out)
+    kitti_cam, city_cam = config.kitti_camera(), config.cityscapes_camera()
+    splits: dict[str, list[SplitEntry]] = {"train": [], "val": [], "test": []}
+    counts = {"kitti_frames": 0, "cityscapes_train": 0, "cityscapes_val": 0, "bag_messages": 0}
+    started = time.perf_counter()
+    total = config.drives * config.frames
+    bar = tqdm(total=total, unit="frame", desc="synth", disable=not progress)
+    with FrameSource(config.workers) as source:
+        for drive in range(config.drives):
+            _one_drive(config, drive, source, out, kitti_cam, city_cam, splits, counts, bar)
+    bar.close()
+    if "kitti" in config.formats:
+        for split, entries in splits.items():
+            write_split_file(out / "kitti" / "splits" / layout.SPLIT_NAME / f"{split}_files.txt", entries)
+    manifest = {
+        "generator": "sgdepth_ros synth", "version": 1,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "kitti_camera": asdict(kitti_cam), "cityscapes_camera": asdict(city_cam),
+        "drives": [layout.drive_folder(config.seed, d) for d in range(config.drives)],
+        "splits": {k: len(v) for k, v in splits.items()}, "counts": counts,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (out / "synth.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _one_drive(config: SynthConfig, drive: int, source: FrameSource, out: Path, kitti_cam: Camera, city_cam: Camera,
+               splits: dict, counts: dict, bar) -> None:
+    """Render and write one drive in every requested format; extend ``splits`` and ``counts``."""
+    from .export_bag import BagDriveWriter
+    from .export_cityscapes import write_cityscapes_frame
+    from .export_kitti import KittiDriveWriter
+    from .world import make_world
+
+    name = layout.drive_name(config.seed, drive)
+    t0 = layout.start_stamp_ns(config.seed, drive)
+    kitti = (KittiDriveWriter(out / "kitti", layout.drive_date(config.seed), name, kitti_cam)
+             if "kitti" in config.formats else None)
+    bag = (BagDriveWriter(out / "bags" / name.removesuffix("_sync"), kitti_cam, config.bag_storage,
+                          config.bag_image) if "bag" in config.formats else None)
+    needs_kitti_frames = kitti is not None or bag is not None
+    tasks = [(config.seed, drive, config.frames, kitti_cam, i, config.exposure_jitter, config.noise_sigma)
+             for i in range(config.frames)] if needs_kitti_frames else []
+    try:
+        for frame in source.frames(tasks):
+            stamp = t0 + frame.index * 100_000_000
+            if kitti is not None:
+                kitti.add(frame, stamp)
+            if bag is not None:
+                bag.add(frame, stamp)
+            bar.update(1)
+    finally:
+        if bag is not None:  # a readable bag even when rendering failed part-way
+            bag.close()
+    if kitti is not None:
+        kitti.close(make_world(config.seed, config.frames, drive).actors)
+        counts["kitti_frames"] += config.frames
+    if bag is not None:
+        counts["bag_messages"] += sum(bag.writer.message_counts.values())
+    for i in range(config.frames):
+        split = layout.frame_split(config.drives, config.frames, drive, i)
+        if split is not None:
+            splits[split].append(SplitEntry(layout.drive_folder(config.seed, drive), i, "l"))
+    if "cityscapes" in config.formats:
+        chosen = [(i, layout.frame_split(config.drives, config.frames, drive, i)) for i in range(config.frames)
+                  if i % config.cityscapes_every == 0]
+        chosen = [(i, "train" if s == "train" else "val") for i, s in chosen if s is not None]
+        tasks = [(config.seed, drive, config.frames, city_cam, i, config.exposure_jitter, config.noise_sigma)
+                 for i, _ in chosen]
+        for (i, split), frame in zip(chosen, source.frames(tasks)):
+            write_cityscapes_frame(out / "cityscapes", split, layout.city_name(config.seed), drive, frame)
+            counts[f"cityscapes_{split}"] += 1
+    if not needs_kitti_frames:
+        bar.update(config.frames)
