@@ -1,7 +1,8 @@
 """Ray-cast rendering of a World with Embree (embreex): colour, z-depth, labelIds and instance ids per pixel.
 
-Static scenery lives in one Embree scene built once per drive; the actors' triangles are moved to their poses and put
-in a small scene rebuilt every frame. Each pixel casts one ray from the camera centre with direction
+Static scenery lives in one Embree scene built once per drive. Each actor has its own scene in its object frame,
+also built once: every frame, the rays inside the actor's image rectangle are moved into its frame and cast there
+(no per-frame BVH builds). Each pixel casts one ray from the camera centre with direction
 R·((u − cx)/fx, (v − cy)/fy, 1), so Embree's hit distance is the z-depth exactly. Colour is albedo (trilinear texture
 lookup by surface coordinates × per-object tint, road markings box-filtered) × Lambert shading with a fixed sun; the
 sky is a gradient by elevation and has no depth (NaN).
