@@ -32,11 +32,16 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return image
 
 
-def write_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
-    """Write an HxWx3 RGB (or HxW single-channel, uint8/uint16) image; the format follows the suffix."""
+def write_rgb(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95, png_compression: int = 3) -> None:
+    """Write an HxWx3 RGB (or HxW single-channel, uint8/uint16) image; the format follows the suffix.
+
+    ``png_compression``: zlib level 0–9 for PNG (lower is faster, larger).
+    """
     path = Path(path)
     image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    suffix = path.suffix.lower()
+    params = ([cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg")
+              else [cv2.IMWRITE_PNG_COMPRESSION, png_compression] if suffix == ".png" else [])
     ok, buf = cv2.imencode(path.suffix, image, params)
     if not ok:
         raise OSError(f"{path}: could not encode image")

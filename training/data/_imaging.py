@@ -1,34 +1,39 @@
-"""Image helpers shared by the dataset readers: cv2 reading, PIL resizing, numpy → tensor.
+"""Image helpers shared by the dataset readers: reading (sgdepth_ros.imageio), PIL resizing, numpy → tensor.
 
 Conventions: images are HxWx3 uint8 **RGB** numpy arrays until they become tensors; tensors are float32 3xHxW in [0,1].
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import cv2
 import numpy as np
 import torch
 from PIL import Image
+
+from sgdepth_ros import imageio
 
 from .errors import DatasetError
 
 
 
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a colour image with cv2 and convert BGR→RGB.
+def _decode(path: str | os.PathLike[str]) -> np.ndarray:
+    """The file decoded as stored (sgdepth_ros.imageio.read_rgb), its errors re-raised as DatasetError."""
+    try:
+        return imageio.read_rgb(path)
+    except imageio.ImageReadError as exc:
+        raise DatasetError(str(exc)) from None
 
-    Returns: HxWx3 uint8 RGB (a grey file is expanded to three equal channels).
+
+def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a colour image → HxWx3 uint8 RGB (grey expanded to three channels, alpha dropped, 16 bit → 8 bit).
+
     Raises: DatasetError naming the file when it is missing, corrupt or not decodable.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: image file does not exist")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DatasetError(f"{path}: cannot decode image (corrupt or unsupported format)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    image = _decode(path)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
 
 
 def read_single_channel(path: str | os.PathLike[str]) -> np.ndarray:
@@ -36,15 +41,10 @@ def read_single_channel(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises: DatasetError naming the file when it is missing, undecodable or has more than one channel.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DatasetError(f"{path}: cannot decode image (corrupt or unsupported format)")
-    if img.ndim != 2:
-        raise DatasetError(f"{path}: expected a single-channel image, got shape {img.shape}")
-    return img
+    image = _decode(path)
+    if image.ndim != 2:
+        raise DatasetError(f"{path}: expected a single-channel image, got shape {image.shape}")
+    return image
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:

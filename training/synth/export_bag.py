@@ -45,18 +45,17 @@ class BagDriveWriter:
         self.camera, self.image = camera, image
         self.writer = BagWriter(path, storage=storage)
         self.to_train = label_id_to_train_id()
-        self.origin_inv: np.ndarray | None = None
         self.base_optical = base_to_optical()
+        self.static_written = False
 
     def add(self, frame, stamp_ns: int) -> None:
         """Write one rendered Frame (render.Frame) at ``stamp_ns``."""
         w = self.writer
-        if self.origin_inv is None:
-            R_lo = self.base_optical[:3, :3]
+        if not self.static_written:
             w.write_static_transforms(stamp_ns, [
                 (BASE_LINK, CAMERA_LINK, (CAMERA_FORWARD_M, 0.0, CAMERA_HEIGHT_M), (0.0, 0.0, 0.0, 1.0)),
-                (CAMERA_LINK, OPTICAL_FRAME, (0.0, 0.0, 0.0), rotation_to_quaternion(R_lo))])
-            self.origin_inv = np.linalg.inv(frame.pose)
+                (CAMERA_LINK, OPTICAL_FRAME, (0.0, 0.0, 0.0), rotation_to_quaternion(R_LINK_OPTICAL))])
+            self.static_written = True
         cam = self.camera
         if self.image == "jpeg":
             w.write_compressed(IMAGE_TOPIC + "/compressed", stamp_ns, OPTICAL_FRAME, frame.rgb, fmt="jpeg", quality=92)
@@ -65,9 +64,8 @@ class BagDriveWriter:
         w.write_camera_info(INFO_TOPIC, stamp_ns, OPTICAL_FRAME, cam.K, cam.width, cam.height)
         w.write_image(DEPTH_TOPIC, stamp_ns, OPTICAL_FRAME, frame.depth, "32FC1")
         w.write_image(SEMANTIC_TOPIC, stamp_ns, OPTICAL_FRAME, self.to_train[frame.label_ids], "mono8")
-        # odom → base_link: the optical-frame motion since the first frame, expressed for base_link
-        T_cam = self.origin_inv @ frame.pose
-        T_base = self.base_optical @ T_cam @ np.linalg.inv(self.base_optical)
+        # odom → base_link: the optical-frame motion since the first frame (frame.pose), expressed for base_link
+        T_base = self.base_optical @ frame.pose @ np.linalg.inv(self.base_optical)
         w.write_transform(stamp_ns, ODOM, BASE_LINK, tuple(T_base[:3, 3]), rotation_to_quaternion(T_base[:3, :3]))
 
     def close(self) -> None:

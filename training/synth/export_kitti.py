@@ -15,23 +15,21 @@ import datetime as dt
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from sgdepth_ros.imageio import write_rgb
 
 from ..data.kitti import write_poses
 from .camera import Camera
 
 BASELINE_M = 0.54
 MAX_DEPTH_PNG_M = 65535 / 256
-PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an RGB (H×W×3 uint8) or single-channel (uint8/uint16) PNG, creating folders; fails loudly."""
+    """Write an RGB (H×W×3 uint8) or single-channel (uint8/uint16) PNG, creating folders, fast zlib level."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
-    if not cv2.imwrite(str(path), data, PNG_FAST):
-        raise OSError(f"could not write {path}")
+    write_rgb(path, image, png_compression=1)
 
 
 def depth_to_png16(depth: np.ndarray) -> np.ndarray:
@@ -82,7 +80,6 @@ class KittiDriveWriter:
         self.poses: list[np.ndarray] = []
         self.stamps: list[int] = []
         self.object_frames: list[dict] = []
-        self.origin_inv: np.ndarray | None = None
 
     def add(self, frame, stamp_ns: int) -> None:
         """Write one rendered Frame (render.Frame) with its header stamp (ns)."""
@@ -91,13 +88,11 @@ class KittiDriveWriter:
         write_png(self.dir / "proj_depth" / "groundtruth" / "image_02" / name, depth_to_png16(frame.depth))
         write_png(self.dir / "synthetic" / "label_ids" / "image_02" / name, frame.label_ids)
         write_png(self.dir / "synthetic" / "instance_ids" / "image_02" / name, frame.instance_ids)
-        if self.origin_inv is None:
-            self.origin_inv = np.linalg.inv(frame.pose)
-        self.poses.append(self.origin_inv @ frame.pose)
+        self.poses.append(frame.pose)
         self.stamps.append(stamp_ns)
         self.object_frames.append({
             "index": frame.index,
-            "poses": {str(k): np.round((self.origin_inv @ T)[:3].ravel(), 6).tolist()
+            "poses": {str(k): np.round(T[:3].ravel(), 6).tolist()
                       for k, T in frame.object_poses.items()}})
 
     def close(self, actors) -> None:

@@ -32,8 +32,9 @@ class Frame:
     """One rendered frame; H×W images, camera pose in the drive's world frame.
 
     rgb [H,W,3] uint8; depth [H,W] float32 metres along the optical axis, NaN = sky; label_ids [H,W] uint8 Cityscapes
-    labelIds (every pixel labelled); instance_ids [H,W] uint16 actor id (0 = no actor); pose [4,4] camera-to-world;
-    object_poses {instance id: [4,4] object-to-world}; time in seconds from the first frame.
+    labelIds (every pixel labelled); instance_ids [H,W] uint16 actor id (0 = no actor); pose [4,4] camera-to-world
+    and object_poses {instance id: [4,4] object-to-world}, both with world = the camera of the drive's first frame
+    (the KITTI odometry convention); time in seconds from the first frame.
     """
 
     index: int
@@ -111,6 +112,7 @@ class Renderer:
             self.actor_local_normals = _Geometry.unit_normals(self.actors.mesh.triangles)
         self.dirs_cam = camera.ray_directions()
         self.origins = np.empty_like(self.dirs_cam)
+        self.drive_origin = np.linalg.inv(world.camera_pose(0.0))  # town frame → first camera's frame
         self.dir_length = np.linalg.norm(self.dirs_cam, axis=1).astype(np.float32)  # [H·W]
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.threads = threads
@@ -206,8 +208,8 @@ class Renderer:
             rgb += (rng or np.random.default_rng()).normal(0, noise_sigma, rgb.shape).astype(np.float32)
         h, w = cam.height, cam.width
         image = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8).reshape(h, w, 3)
-        return Frame(index, t, image, depth.reshape(h, w), labels.reshape(h, w), instances.reshape(h, w), pose,
-                     object_poses)
+        return Frame(index, t, image, depth.reshape(h, w), labels.reshape(h, w), instances.reshape(h, w),
+                     self.drive_origin @ pose, {k: self.drive_origin @ T for k, T in object_poses.items()})
 
     def _screen_box_rays(self, triangles: np.ndarray, pose: np.ndarray) -> np.ndarray:
         """Indices of the rays in the image rectangle bounding world ``triangles`` [F,3,3] (near-plane clipped)."""
