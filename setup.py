@@ -34,7 +34,7 @@ setup(
     # synthetic world, bags and training (not needed on the vehicle path): pinned in requirements.txt
     extras_require={
         "fast": ["openvino>=2024.0"],
-        "train": ["embreex>=4.3", "trimesh>=4.0", "rosbags>=0.10"],
+        "train": ["embreex>=4.3", "trimesh>=4.0", "rosbags>=0.10", "tensorboard>=2.14"],
         "test": ["pytest>=7"],
     },
     zip_safe=True,

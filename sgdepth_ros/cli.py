@@ -16,8 +16,18 @@ COMMANDS = {
     "bench-node": ("bench_node", "sgdepth_node end to end over DDS beside the predictor; writes docs/benchmarks.md"),
     "synth": ("sgdepth_training.commands.synth",
               "render synthetic drives with ground truth as KITTI raw, Cityscapes and rosbag2"),
+    "train": ("sgdepth_training.commands.train",
+              "train SGDepth on KITTI raw + Cityscapes or the synthetic world (presets, resume, DDP, AMP)"),
+    "export": ("sgdepth_training.commands.export",
+               "a training run → the node's checkpoint (inference weights, metadata, optional metric scale)"),
+    "bench-train": ("sgdepth_training.commands.bench_train",
+                    "training throughput (images/s) of the full SGDepth step; writes docs/benchmarks.md"),
     "bench-synth": ("sgdepth_training.commands.bench_synth",
                     "synthetic-world rendering speed and demo-drive time; writes docs/benchmarks.md"),
+    "eval-depth": ("sgdepth_training.commands.eval_depth",
+                   "depth metrics of a checkpoint on KITTI (Eigen / KITTI split / KITTI 2015) or the synthetic world"),
+    "eval-seg": ("sgdepth_training.commands.eval_seg",
+                 "segmentation mIoU of a checkpoint on Cityscapes (or the synthetic world's Cityscapes export)"),
 }
 
 

@@ -41,6 +41,7 @@ class CityscapesSegDataset(Dataset):
     0..18 become 255), or ``"auto"`` (per image: labelIds if that file exists, else labelTrainIds).
     With ``height`` and ``width`` both given, the image is resized with PIL bilinear and the labels with PIL nearest
     (only label values present in the source appear); otherwise native resolution (2048x1024 for real Cityscapes).
+    ``native_labels=True`` resizes only the image and keeps the labels at their native size (evaluation, spec §6.2).
     ``missing="error"`` raises DatasetError naming the first missing label file; ``"skip"`` drops the image and records
     ``(image_path, missing_label_path)`` in ``self.skipped``.
     """
@@ -54,6 +55,7 @@ class CityscapesSegDataset(Dataset):
         label_kind: str = "auto",
         missing: str = "error",
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        native_labels: bool = False,
     ) -> None:
         if label_kind not in ("auto", *LABEL_SUFFIXES):
             raise ValueError(f"label_kind must be 'auto', 'labelIds' or 'labelTrainIds', got {label_kind!r}")
@@ -65,6 +67,7 @@ class CityscapesSegDataset(Dataset):
         self.split = split
         self.height, self.width = height, width
         self.transform = transform
+        self.native_labels = native_labels
         self.skipped: list[tuple[Path, Path]] = []
 
         image_dir = self.root / "leftImg8bit" / split
@@ -110,7 +113,8 @@ class CityscapesSegDataset(Dataset):
         train_ids = lut[raw]
         if self.width is not None:
             rgb = resize_rgb(rgb, self.width, self.height)
-            train_ids = resize_labels(train_ids, self.width, self.height)
+            if not self.native_labels:
+                train_ids = resize_labels(train_ids, self.width, self.height)
         sample: dict[str, Any] = {
             "color": rgb_to_tensor(rgb),
             "segmentation": torch.from_numpy(train_ids.astype(np.int64)),

@@ -247,6 +247,14 @@ class KittiRawDepthDataset(Dataset):
         except DatasetError:
             return None
 
+    def drop_entries_without_depth(self) -> int:
+        """Keep only the entries that have a depth ground-truth file (for validation); returns how many were dropped."""
+        keep = [i for i, p in enumerate(self._depth_paths) if p is not None]
+        dropped = len(self.entries) - len(keep)
+        self.entries = [self.entries[i] for i in keep]
+        self._depth_paths = [self._depth_paths[i] for i in keep]
+        return dropped
+
     # -- sample assembly ------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.entries)

@@ -1,0 +1,176 @@
+"""The trainer end to end on a tiny synthetic world (CPU): loss goes down, exact resume, export, CLI, DDP on gloo."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from sgdepth_ros.cli import main as cli
+from sgdepth_ros.model import load_checkpoint
+from sgdepth_ros.predictor import Predictor
+from sgdepth_training import checkpointing as ckpt
+from sgdepth_training.config import TrainConfig, from_preset
+from sgdepth_training.data.assemble import build_training_data
+from sgdepth_training.export import load_run
+from sgdepth_training.network import JointNetwork
+from sgdepth_training.step import LossSettings, training_loss
+
+SMALL = ["--width", "128", "--height", "64", "--seg-resize", "256x128", "--num-workers", "0", "--pretrained",
+         "scratch", "--no-progress", "--log-every-steps", "1", "--checkpoint-every-steps", "0"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """3 drives × 8 frames at 256×96 (train / val / test drive), Cityscapes every 2nd frame at 256×128."""
+    out = tmp_path_factory.mktemp("train") / "synth"
+    assert cli(["synth", "--out", str(out), "--drives", "3", "--frames", "8", "--width", "256", "--height", "96",
+                "--cityscapes-size", "256x128", "--cityscapes-every", "2", "--formats", "kitti,cityscapes",
+                "--workers", "1"]) == 0
+    return out
+
+
+def _train(world: Path, run: Path, *extra: str) -> int:
+    return cli(["train", "--synthetic", str(world), "--out", str(run), *SMALL, *extra])
+
+
+def _fixed_batch(world: Path):
+    config = from_preset("synthetic_only_depth", kitti_root=str(world / "kitti"), width=128, height=64)
+    data = build_training_data(config)
+    g = torch.Generator().manual_seed(0)
+    no_aug = type(data.depth_transform)(flip_p=0.0, jitter_p=0.0)
+    return default_collate([no_aug(data.depth[i], g) for i in range(len(data.depth))])
+
+
+def _photometric(model, batch) -> float:
+    with torch.no_grad():
+        result = training_loss(JointNetwork(model.train()), batch, None, LossSettings(), None, torch.device("cpu"))
+    return float(result.scalars["loss/photometric"])
+
+
+def test_short_run_lowers_the_photometric_loss(world, tmp_path):
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    assert _train(world, run, "--preset", "synthetic_only_depth", "--depth-batch", "2", "--epochs", "100",
+                  "--max-steps", "1", "--no-validate") == 0
+    batch = _fixed_batch(world)
+    before = _photometric(load_run(run).model, batch)
+    assert cli(["train", "--resume", str(run), "--max-steps", "40", "--no-progress"]) == 0
+    after_run = load_run(run)
+    assert after_run.progress.global_step == 40
+    after = _photometric(after_run.model, batch)
+    assert after < 0.85 * before, (before, after)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == list(range(1, 41))
+    assert all(np.isfinite(e["loss/total"]) for e in log)
+    assert any((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_resume_after_an_interruption_continues_identically(world, tmp_path):
+    args = ["--preset", "synthetic_full", "--depth-batch", "2", "--seg-batch", "2", "--epochs", "3",
+            "--masking-from-epoch", "1", "--no-validate", "--seed", "5"]
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    assert _train(world, straight, *args) == 0
+    assert _train(world, broken, *args, "--max-steps", "5") == 0  # "crash" mid-epoch 2 (3 steps per epoch)
+    state = ckpt.load_state(ckpt.latest_state(broken))
+    assert state["progress"] == {"epoch": 1, "step_in_epoch": 2, "global_step": 5}
+    assert state["masking"] is not None  # the masking state (threshold, this epoch's IoUs) travels with it
+    assert cli(["train", "--resume", str(broken), "--no-progress"]) == 0
+    a = ckpt.load_state(straight / "checkpoints" / "last.pt")
+    b = ckpt.load_state(broken / "checkpoints" / "last.pt")
+    assert a["progress"] == b["progress"] == {"epoch": 3, "step_in_epoch": 0, "global_step": 9}
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    assert a["masking"] == b["masking"] and a["scheduler"] == b["scheduler"]
+    log_a = [json.loads(x) for x in (straight / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (broken / "log.jsonl").read_text().splitlines()]
+    assert [e["loss/total"] for e in log_a] == [e["loss/total"] for e in log_b]  # 1..5 then 6..9 after resume
+    assert (straight / "checkpoints" / "epoch_003.pt").is_file()
+
+
+def test_validation_export_and_the_node_format(world, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(world, run, "--preset", "synthetic_full", "--depth-batch", "2", "--seg-batch", "2", "--epochs",
+                  "1", "--batches-per-epoch", "2", "--val-max-images", "4") == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    val = [e for e in log if "val/abs_rel" in e]
+    assert len(val) == 1 and 0 < val[0]["val/abs_rel"] < 10 and 0 <= val[0]["val/miou"] <= 1
+    out = tmp_path / "model.safetensors"
+    assert cli(["export", str(run), "-o", str(out), "--fp16", "--scale-split", "test"]) == 0
+    printed = capsys.readouterr().out
+    assert "metric scale factor" in printed
+    model = load_checkpoint(out)
+    meta = model.metadata
+    assert model.pose is None and meta["trained"] and meta["dtype"] == "float16"
+    assert meta["input_size"] == {"width": 128, "height": 64}
+    assert meta["scale"]["factor"] > 0 and meta["accuracy"]["images"] > 0
+    assert meta["provenance"]["global_step"] == 2 and "synthetic_full" in meta["provenance"]["source"]
+    predictor = Predictor(out, device="cpu", backend="torch")
+    rgb = np.zeros((96, 256, 3), np.uint8)
+    pred = predictor.predict(rgb)
+    assert pred.is_metric and pred.depth.shape == (64, 128) and pred.labels.max() < 19
+    # the exported weights are the run's
+    run_state = load_run(run).model.state_dict()
+    key = "depth.multires.convs.0.weight"
+    assert torch.allclose(model.state_dict()[key], run_state[key].half().float())
+
+
+def test_bad_settings_and_folders_are_named(world, tmp_path, capsys):
+    assert _train(world, tmp_path / "r", "--depth-batch", "0") != 0
+    assert "depth_batch must be in [1, 1024]" in capsys.readouterr().err
+    assert _train(world, tmp_path / "r2", "--width", "100") != 0
+    assert "width must be a positive multiple of 32" in capsys.readouterr().err
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "x").write_text("keep")
+    assert _train(world, occupied) != 0
+    assert "is not empty" in capsys.readouterr().err and (occupied / "x").read_text() == "keep"
+    assert cli(["train", "--resume", str(tmp_path / "nothing")]) != 0
+    assert cli(["train", "--synthetic", str(tmp_path), "--out", str(tmp_path / "r3")]) != 0
+    assert "not a `sgdepth-ros synth` output" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown preset"):
+        from_preset("nope", kitti_root="x")
+
+
+def test_config_round_trip_and_presets():
+    config = from_preset("zhou_full", kitti_root="/k", cityscapes_root="/c")
+    assert (config.batches_per_epoch, config.depth_batch, config.seg_batch, config.grad_scales) == (7293, 6, 6,
+                                                                                                     (0.9, 0.1))
+    assert config.sides == "both" and config.masking and config.lr_step == 15 and config.lr == 1e-4
+    only = from_preset("zhou_only_depth", kitti_root="/k")
+    assert only.depth_batch == 12 and only.grad_scales == (1.0, 0.0) and only.depth_only
+    assert from_preset("kitti_full", kitti_root="/k").batches_per_epoch == 9645
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainConfig.from_dict({"bogus": 1})
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo on loopback")
+def test_ddp_two_cpu_processes_on_gloo(world, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(29500 + os.getpid() % 1000), "-m", "sgdepth_ros.cli", "train", "--synthetic", str(world), "--out",
+           str(run), *SMALL, "--preset", "synthetic_full", "--depth-batch", "1", "--seg-batch", "1", "--epochs",
+           "1", "--batches-per-epoch", "3", "--no-validate"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "per process × 2" in proc.stderr
+    state = ckpt.load_state(run / "checkpoints" / "last.pt")
+    assert state["progress"]["global_step"] == 3
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 3 and all(np.isfinite(e["loss/total"]) for e in log)  # rank 0 logs alone
+
+
+def test_bench_train_measures_a_real_step():
+    from sgdepth_training.commands.bench_train import measure
+
+    speed = measure(128, 64, 1, 1, masking=True, steps=1, device=torch.device("cpu"))
+    assert 0 < speed < 1e4

@@ -1,0 +1,119 @@
+"""Printing evaluation results like the reference / monodepth2 and writing them as JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from sgdepth_ros.labels import CLASS_NAMES
+
+from .depth_metrics import METRIC_NAMES
+from .runner import DepthEvalResult, SegEvalResult
+
+__all__ = ["format_ratios", "format_depth_table", "format_seg_table", "checkpoint_info", "depth_report",
+           "seg_report", "json_safe", "write_json"]
+
+
+def format_ratios(summary: Mapping[str, float]) -> str:
+    """``" Scaling ratios | med: 1.234 | std: 0.056"``: median of the per-image factors and std of factor/median."""
+    return f" Scaling ratios | med: {summary['median']:0.3f} | std: {summary['std']:0.3f}"
+
+
+def format_depth_table(metrics: Mapping[str, float]) -> str:
+    """Two lines in the monodepth2 / SGDepth layout: the metric names, then ``&   0.113  &   0.835 … \\\\``."""
+    header = "  " + "".join(f"{name:>8} | " for name in METRIC_NAMES)
+    values = "".join(f"&{metrics[name]: 8.3f}  " for name in METRIC_NAMES) + "\\\\"
+    return header + "\n" + values
+
+
+def _fmt(value: float, width: int = 7) -> str:
+    return f"{'n/a':>{width}}" if value is None or math.isnan(value) else f"{100 * value:{width}.2f}"
+
+
+def format_seg_table(scores: Mapping[str, Any]) -> str:
+    """Per-class IoU and accuracy (in %) with the Cityscapes class names, then mIoU, mean class and pixel accuracy.
+    Classes absent from both ground truth and prediction show ``n/a`` and are left out of the means."""
+    names = scores.get("class_names", CLASS_NAMES)
+    width = max(len(n) for n in names)
+    lines = [f"  {'class':<{width}} |     IoU |     acc"]
+    for name, iou, acc in zip(names, scores["iou"], scores["class_acc"]):
+        lines.append(f"  {name:<{width}} | {_fmt(iou)} | {_fmt(acc)}")
+    lines.append(f"  {'mIoU':<{width}} | {_fmt(scores['miou'])} |")
+    lines.append(f"  mean class accuracy {_fmt(scores['mean_acc']).strip()} %, pixel accuracy "
+                 f"{_fmt(scores['pixel_acc']).strip()} %, {scores['pixels']} pixels "
+                 f"({scores.get('void_pixels', 0)} predicted void)")
+    return "\n".join(lines)
+
+
+def checkpoint_info(model: Any, path: str | os.PathLike[str] | None = None) -> dict:
+    """What the JSON records about the evaluated weights: file, architecture, depth range, scale, provenance."""
+    meta = getattr(model, "metadata", None) or {}
+    info = {key: meta.get(key) for key in ("architecture", "min_depth", "max_depth", "scale", "trained",
+                                            "provenance", "created")
+            if key in meta}
+    if path is not None:
+        info["path"] = str(path)
+    return info
+
+
+def depth_report(result: DepthEvalResult, *, checkpoint: Mapping[str, Any] | None = None,
+                 extra_settings: Mapping[str, Any] | None = None) -> dict:
+    """JSON document of a depth evaluation: metrics, count, scaling-ratio summary, settings, checkpoint, per image."""
+    return {
+        "task": "depth",
+        "metrics": dict(result.metrics),
+        "count": result.count,
+        "skipped": list(result.skipped),
+        "scaling_ratios": dict(result.ratio_summary),
+        "settings": {**result.settings, **(extra_settings or {})},
+        "checkpoint": dict(checkpoint or {}),
+        "per_image": list(result.per_image),
+    }
+
+
+def seg_report(result: SegEvalResult, *, checkpoint: Mapping[str, Any] | None = None,
+               extra_settings: Mapping[str, Any] | None = None) -> dict:
+    """JSON document of a segmentation evaluation: scores, per-class IoU by name, confusion counts, settings."""
+    scores = result.scores
+    return {
+        "task": "segmentation",
+        "miou": scores["miou"],
+        "mean_acc": scores["mean_acc"],
+        "pixel_acc": scores["pixel_acc"],
+        "count": result.count,
+        "pixels": scores["pixels"],
+        "void_pixels": scores["void_pixels"],
+        "iou": dict(zip(scores["class_names"], scores["iou"])),
+        "class_acc": dict(zip(scores["class_names"], scores["class_acc"])),
+        "confusion": result.confusion.matrix.tolist(),
+        "void_per_class": result.confusion.void.tolist(),
+        "settings": {**result.settings, **(extra_settings or {})},
+        "checkpoint": dict(checkpoint or {}),
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """Recursively replace NaN/inf floats by None (JSON has no NaN), tuples by lists, numpy scalars by Python ones."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
+    """Write ``doc`` as indented JSON (NaN → null), creating folders; atomic (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,236 @@
+"""The training loop: one (depth, segmentation) batch pair per step, Adam + StepLR per epoch, DC masking schedule,
+logging, validation between epochs, resumable checkpoints (spec §4.1, §4.8)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from sgdepth_ros.backends import resolve_device
+
+from . import checkpointing as ckpt
+from .config import TrainConfig
+from .data.assemble import TrainingData, build_training_data
+from .data.stream import SeededSamples, StreamBatchSampler
+from .distributed import DistInfo, barrier, gather_floats, init_from_env, shutdown
+from .masking import MaskingSchedule
+from .network import JointNetwork, build_model
+from .run_log import RunLogger
+from .step import LossSettings, training_loss
+from .validate import validate
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    progress: ckpt.Progress
+    finished: bool            # all epochs done (False: stopped at max_steps, resumable)
+    last_scalars: dict[str, float]
+    images_per_second: float
+
+
+def _seed_everything(seed: int, deterministic: bool) -> None:
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    if config.amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _loader(dataset, transform, batch: int, config: TrainConfig, name: str, start: int, info: DistInfo,
+            device: torch.device):
+    sampler = StreamBatchSampler(len(dataset), batch, config.seed, name, start, info.rank, info.world_size)
+    loader = DataLoader(SeededSamples(dataset, transform, config.seed, name), batch_sampler=sampler,
+                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=config.num_workers > 0)
+    return loader, sampler
+
+
+def _device(config: TrainConfig, info: DistInfo) -> torch.device:
+    device = resolve_device(config.device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    if config.amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
+    return device
+
+
+def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Create the run folder with its config; refuse to mix runs (an existing run needs --resume)."""
+    config_path = run_dir / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{run_dir}: no config.json, nothing to resume")
+        return
+    if config_path.is_file() or (run_dir.exists() and any(run_dir.iterdir())):
+        raise FileExistsError(f"{run_dir} is not empty; resume it with --resume {run_dir}, or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(config.to_json())
+
+
+def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progress_bar: bool | None = None,
+          data: TrainingData | None = None) -> TrainResult:
+    """Run (or resume) training into ``run_dir``. Under torchrun every process calls this; rank 0 writes files."""
+    run_dir = Path(run_dir)
+    info = init_from_env(resolve_device(config.device).type)
+    try:
+        return _train(config, run_dir, resume, progress_bar, data, info)
+    finally:
+        shutdown(info)
+
+
+def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> TrainResult:
+    device = _device(config, info)
+    if info.is_main:
+        prepare_run_dir(run_dir, config, resume)
+    barrier(info)
+    _seed_everything(config.seed, config.deterministic)
+    data = data or build_training_data(config)
+    model, init_note = build_model(config.num_layers, config.split_pos, config.depth_scales, config.grad_scales,
+                                   config.pretrained)
+    model.to(device)
+    if config.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    net = JointNetwork(model)
+    if info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.depth_only)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
+    masking = (MaskingSchedule(config.masking_from_epoch, config.epochs, config.masking_linear,
+                               config.masking_fraction) if config.masking and not config.depth_only else None)
+    progress = ckpt.Progress()
+    if resume:
+        state_path = ckpt.latest_state(run_dir)
+        if state_path is None:
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from in {ckpt.checkpoint_dir(run_dir)}")
+        progress = ckpt.restore(ckpt.load_state(state_path), model=model, optimizer=optimizer, scheduler=scheduler,
+                                scaler=scaler, masking=masking)
+        LOG.warning("resuming %s at epoch %d, step %d", state_path, progress.epoch + 1, progress.global_step)
+
+    depth_loader, depth_sampler = _loader(data.depth, data.depth_transform, config.depth_batch, config, "depth",
+                                          progress.global_step, info, device)
+    seg_loader = None
+    if not config.depth_only:
+        seg_loader, _ = _loader(data.seg, data.seg_transform, config.seg_batch, config, "segmentation",
+                                progress.global_step, info, device)
+    steps_per_epoch = config.batches_per_epoch or depth_sampler.batches_per_pass
+    settings = LossSettings(config.automask, config.avg_reprojection, config.smoothness, config.min_depth,
+                            config.max_depth)
+    logger = RunLogger(run_dir, enabled=info.is_main)
+    if info.is_main:
+        _announce(config, data, init_note, steps_per_epoch, device, info, logger)
+    show_bar = info.is_main and (sys.stderr.isatty() if progress_bar is None else progress_bar)
+    depth_iter = iter(depth_loader)
+    seg_iter = iter(seg_loader) if seg_loader is not None else None
+    last: dict[str, float] = {}
+    images_done, busy = 0, 0.0
+    model.train()
+    try:
+        while progress.epoch < config.epochs:
+            epoch = progress.epoch
+            if masking is not None and progress.step_in_epoch == 0:
+                masking.start_epoch()
+            active = masking if masking is not None and masking.active(epoch) else None
+            bar = tqdm(total=steps_per_epoch, initial=progress.step_in_epoch, disable=not show_bar,
+                       desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", dynamic_ncols=True)
+            while progress.step_in_epoch < steps_per_epoch:
+                t0 = time.perf_counter()
+                depth_batch = next(depth_iter)
+                seg_batch = next(seg_iter) if seg_iter is not None else None
+                keep_images = info.is_main and (progress.global_step + 1) % config.image_every_steps == 0
+                with _autocast(config, device):
+                    result = training_loss(net, depth_batch, seg_batch, settings, active, device, keep_images)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(result.loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                progress.step_in_epoch += 1
+                progress.global_step += 1
+                busy += time.perf_counter() - t0
+                images_done += config.depth_batch + (0 if config.depth_only else config.seg_batch)
+                if (progress.global_step % config.log_every_steps == 0 or keep_images) and info.is_main:
+                    last = {k: float(v) for k, v in result.scalars.items()}
+                    last["lr"] = optimizer.param_groups[0]["lr"]
+                    last["speed/images_per_second"] = images_done * info.world_size / max(busy, 1e-9)
+                    if active is not None:
+                        last["masking/threshold"] = active.threshold
+                    logger.scalars(progress.global_step, last)
+                    bar.set_postfix(loss=f"{last['loss/total']:.4f}")
+                if keep_images:
+                    logger.pictures(progress.global_step, result.images)
+                bar.update(1)
+                if not math.isfinite(float(result.loss.detach())):
+                    raise FloatingPointError(f"loss became {float(result.loss.detach())} at step {progress.global_step}; "
+                                             "lower --lr or turn AMP off")
+                if config.checkpoint_every_steps and progress.global_step % config.checkpoint_every_steps == 0:
+                    _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+                if config.max_steps is not None and progress.global_step >= config.max_steps:
+                    bar.close()
+                    _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+                    return TrainResult(run_dir, progress, False, last, images_done / max(busy, 1e-9))
+            bar.close()
+            if masking is not None:
+                masking.end_epoch(epoch, gather_floats(masking.iou_log, info))
+            scheduler.step()
+            progress.epoch += 1
+            progress.step_in_epoch = 0
+            if info.is_main and config.validate:
+                metrics = validate(model, data, config, device, show_bar)
+                if metrics:
+                    logger.scalars(progress.global_step, metrics)
+                    LOG.warning("epoch %d validation: %s", epoch + 1,
+                                ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+            if info.is_main and (progress.epoch % config.checkpoint_every_epochs == 0
+                                 or progress.epoch == config.epochs):
+                shutil.copyfile(ckpt.checkpoint_dir(run_dir) / "last.pt",
+                                ckpt.checkpoint_dir(run_dir) / f"epoch_{progress.epoch:03d}.pt")
+    finally:
+        logger.close()
+    return TrainResult(run_dir, progress, True, last, images_done / max(busy, 1e-9))
+
+
+def _save(run_dir, name, info, model, optimizer, scheduler, scaler, masking, progress) -> None:
+    if info.is_main:
+        ckpt.save_state(ckpt.checkpoint_dir(run_dir) / name, model=model, optimizer=optimizer, scheduler=scheduler,
+                        scaler=scaler if scaler.is_enabled() else None, masking=masking, progress=progress)
+    barrier(info)
+
+
+def _announce(config, data: TrainingData, init_note: str, steps_per_epoch: int, device, info, logger) -> None:
+    lines = [f"preset {config.preset}: {len(data.depth)} depth samples"
+             + (f", {len(data.seg)} segmentation images" if data.seg is not None else " (depth only)")
+             + (f", {data.skipped} skipped (missing files)" if data.skipped else ""),
+             f"{config.epochs} epochs × {steps_per_epoch} steps, batch {config.depth_batch}"
+             + (f"+{config.seg_batch}" if not config.depth_only else "")
+             + f" per process × {info.world_size}, {config.width}x{config.height}, device {device}, amp {config.amp}",
+             init_note]
+    for line in lines:
+        print(line, file=sys.stderr)
+    logger.text("run", "\n\n".join(lines + ["```\n" + config.to_json() + "\n```"]))

@@ -1,0 +1,115 @@
+"""One training step's loss: joint forward, view synthesis at every scale, minimum reprojection, semantic masking,
+smoothness and segmentation cross-entropy (spec §4.1, §4.4–4.7). No optimiser here: the loop owns the update."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from . import geometry, losses
+from .masking import MaskingSchedule, dynamic_iou, dynamic_pixels, moving_mask
+from sgdepth_ros.model import SGDepth
+
+from .network import JointNetwork, normalize, segment
+
+
+@dataclass
+class LossSettings:
+    automask: bool = True
+    avg_reprojection: bool = False
+    smoothness: float = losses.SMOOTHNESS_WEIGHT
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+
+
+@dataclass
+class StepResult:
+    """loss: the scalar to back-propagate; scalars: detached 0-d tensors for logging (converted to floats only when
+    logged, so GPU steps do not synchronise); images: tensors for logging."""
+
+    loss: torch.Tensor
+    scalars: dict[str, torch.Tensor] = field(default_factory=dict)
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _offsets(batch: dict) -> list[int]:
+    return sorted(key[1] for key in batch if isinstance(key, tuple) and key[0] == "color")
+
+
+def compute_moving_mask(model: SGDepth, batch: dict, grids: dict[int, torch.Tensor], schedule: MaskingSchedule,
+                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segment frames 0/±1 (eval mode, no grad, augmented inputs), warp the neighbours' labels into frame 0 with the
+    scale-0 grids, log the per-image DC IoU and build the {0,1} mask [B,1,H,W]. → (mask, iou [B])."""
+    labels = {f: segment(model, normalize(batch[("color_aug", f)].to(device))) for f in _offsets(batch)}
+    current = dynamic_pixels(labels[0])
+    warped = [dynamic_pixels(geometry.warp_labels(labels[f], grids[f].detach())) for f in grids]
+    iou = dynamic_iou(current, warped)
+    schedule.record(iou)
+    return moving_mask(current, warped, iou, schedule.threshold), iou
+
+
+def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_batch: dict | None, settings: LossSettings,
+                  schedule: MaskingSchedule | None, device: torch.device,
+                  keep_images: bool = False) -> StepResult:
+    """L = L_depth + L_seg for one (depth batch, segmentation batch) pair.
+
+    depth_batch: ``("color", f)`` [B,3,H,W] in [0,1] (loss targets), ``("color_aug", f)`` (network inputs),
+    ``K``/``inv_K`` [B,4,4] at H×W; seg_batch: ``color_aug`` [S,3,H,W], ``segmentation`` [S,H,W] int64 or None.
+    net: the JointNetwork, or DDP around it; schedule: the DC masking state when masking is active this epoch,
+    else None.
+    """
+    offsets = _offsets(depth_batch)
+    frames = {f: normalize(depth_batch[("color_aug", f)].to(device, non_blocking=True)) for f in offsets}
+    colors = {f: depth_batch[("color", f)].to(device, non_blocking=True) for f in offsets}
+    K = depth_batch["K"].to(device)
+    inv_K = depth_batch["inv_K"].to(device)
+    seg_images = None if seg_batch is None else normalize(seg_batch["color_aug"].to(device, non_blocking=True))
+
+    out = net(frames, seg_images)
+    target = colors[0]
+    h, w = target.shape[-2:]
+    sources = [colors[f] for f in offsets if f != 0]
+    min_errors, grids0, warped0 = [], {}, {}
+    for s, disp in enumerate(out.disparities):
+        disp_full = disp if s == 0 else F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
+        depth = geometry.disparity_to_depth(disp_full.float(), settings.min_depth, settings.max_depth)
+        warped = []
+        for f in offsets:
+            if f == 0:
+                continue
+            grid = geometry.sampling_grid(depth, out.poses[f].float(), K, inv_K)
+            warped.append(geometry.warp(colors[f], grid))
+            if s == 0:
+                grids0[f], warped0[f] = grid, warped[-1]
+        min_errors.append(losses.min_reprojection(target, warped, sources, settings.automask,
+                                                  settings.avg_reprojection))
+
+    mask = iou = None
+    if schedule is not None:
+        joint = net.module if hasattr(net, "module") else net
+        mask, iou = compute_moving_mask(joint.model, depth_batch, grids0, schedule, device)
+    l_depth, parts = losses.depth_loss(min_errors, [d.float() for d in out.disparities], target, mask,
+                                       settings.smoothness)
+    loss = l_depth
+    scalars = {"loss/depth": l_depth.detach(), "loss/photometric": parts["photometric"],
+               "loss/smoothness": parts["smoothness"]}
+    if seg_batch is not None:
+        l_seg = losses.segmentation_loss(out.seg_logits.float(), seg_batch["segmentation"].to(device))
+        loss = loss + l_seg
+        scalars["loss/segmentation"] = l_seg.detach()
+    scalars["loss/total"] = loss.detach()
+    if mask is not None:
+        scalars["masking/masked_fraction"] = 1.0 - mask.mean()
+    images = {}
+    if keep_images:
+        images = {"color": target[:1].detach(), "disparity": out.disparities[0][:1].detach().float()}
+        if warped0:
+            images["warped"] = next(iter(warped0.values()))[:1].detach()
+        if mask is not None:
+            images["moving_mask"] = mask[:1].detach()
+        if seg_batch is not None:
+            images["seg_color"] = seg_batch["color"][:1] if "color" in seg_batch else seg_batch["color_aug"][:1]
+            images["seg_pred"] = out.seg_logits[:1, :19].argmax(1).detach()
+            images["seg_target"] = seg_batch["segmentation"][:1]
+    return StepResult(loss, scalars, images)

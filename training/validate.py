@@ -1,0 +1,40 @@
+"""Validation between epochs with the evaluators' own code (so training curves and `eval-depth` agree).
+
+Depth: the split's ``val_files.txt`` frames that have ground truth, protocol "kitti" (gt > 0, no crop; the
+reference validates on kitti_kitti_validation this way), per-image median scaling. Segmentation: Cityscapes val at
+the training resize (1024×512 by default; labels resized with nearest too, cheaper than the full-size protocol of
+``sgdepth-ros eval-seg``). Both capped at ``val_max_images`` (evenly spaced).
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Subset
+
+from .config import TrainConfig
+from .data.assemble import TrainingData
+from .evaluation.runner import evaluate_depth, evaluate_segmentation
+
+
+def _capped(dataset, limit: int | None):
+    if limit is None or len(dataset) <= limit:
+        return dataset
+    step = len(dataset) / limit
+    return Subset(dataset, [int(i * step) for i in range(limit)])
+
+
+def validate(model, data: TrainingData, config: TrainConfig, device: torch.device,
+             progress: bool = False) -> dict[str, float]:
+    """Validation scalars (``val/abs_rel``, ``val/a1``, …, ``val/miou``) of ``model``; {} when there is no
+    validation data."""
+    metrics: dict[str, float] = {}
+    if data.depth_val is not None:
+        result = evaluate_depth(model, _capped(data.depth_val, config.val_max_images), device=device,
+                                protocol="kitti", scaling="median", min_depth=config.min_depth,
+                                max_depth=config.max_depth, progress=progress)
+        metrics.update({f"val/{k}": float(v) for k, v in result.metrics.items()})
+        metrics["val/median_ratio"] = float(result.ratio_summary["median"])
+    if data.seg_val is not None:
+        result = evaluate_segmentation(model, _capped(data.seg_val, config.val_max_images), device=device,
+                                       progress=progress)
+        metrics["val/miou"] = float(result.scores["miou"])
+    return metrics
