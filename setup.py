@@ -16,6 +16,8 @@ setup(
     + ["sgdepth_training"]
     + [f"sgdepth_training.{p}" for p in find_packages(where="training")],
     package_dir={"sgdepth_training": "training"},
+    # the default checkpoint (synthetic world, fp16, ~33 MB) ships inside the package
+    package_data={PACKAGE: ["models/*.safetensors"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

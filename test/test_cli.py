@@ -101,11 +101,21 @@ def test_convert_reference_checkpoint(tmp_path, reference_pth, capsys):
     assert main(["convert", reference_pth, "-o", str(out), "--scale-factor", "-1"]) == 2
 
 
-def test_demo_says_it_ran_untrained_weights(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "1", "--device", "cpu"]) == 0
+def test_demo_runs_the_default_model_on_a_synthetic_drive(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "3", "--device", "cpu"]) == 0
     text = capsys.readouterr().out
-    assert "UNTRAINED" in text
-    assert (tmp_path / "demo" / "results" / "road_000_preview.png").is_file()
+    assert "UNTRAINED" not in text and "synthetic world only" in text
+    assert "depth vs rendered ground truth on these 3 frames" in text and "AbsRel" in text
+    assert (tmp_path / "demo" / "results" / "0000000000_preview.png").is_file()
+
+
+def test_demo_without_the_default_file_says_it_ran_untrained_weights(tmp_path, capsys, monkeypatch):
+    import sgdepth_ros.default_model as default_model
+
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_FILE", tmp_path / "absent.safetensors")
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "3", "--device", "cpu"]) == 0
+    assert "UNTRAINED" in capsys.readouterr().out
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "1"]) == 2
 
 
 def test_console_script_help_lists_subcommands():

@@ -433,3 +433,11 @@ def test_eval_seg_command_labels_at_native_size(checkpoint, tmp_path, capsys):
         main(args[:-2] + ["--height", "50"])
     assert exc.value.code == 2
     assert main(["eval-seg", "--model", str(checkpoint), "--data", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
+
+
+def test_capped_protocol_is_the_depth_range_without_the_crop():
+    gt = np.zeros((10, 20))
+    gt[0, 0], gt[5, 5], gt[9, 19], gt[4, 4] = 5.0, 79.0, 120.0, 1e-4
+    mask = evaluation_mask(gt, "capped")
+    assert mask.sum() == 2 and mask[0, 0] and mask[5, 5]  # row 0 is outside the Garg crop, 120 m above the cap
+    assert not evaluation_mask(gt, "eigen")[0, 0]

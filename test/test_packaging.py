@@ -50,3 +50,7 @@ def test_colcon_build_installs_an_ament_package(tmp_path):
     site = next((inst / "lib").glob("python3*/site-packages"))
     assert (site / "sgdepth_ros" / "model" / "sgdepth.py").is_file()
     assert not (site / "training").exists()  # no bare top-level 'training' module lands in site-packages
+    assert (site / "sgdepth_training" / "loop.py").is_file()
+    assert (site / "sgdepth_training" / "evaluation" / "runner.py").is_file()
+    from sgdepth_ros.default_model import DEFAULT_MODEL_FILE  # the default checkpoint ships as package data
+    assert (site / "sgdepth_ros" / "models" / DEFAULT_MODEL_FILE.name).is_file()

@@ -103,7 +103,8 @@ def test_validation_export_and_the_node_format(world, tmp_path, capsys):
     val = [e for e in log if "val/abs_rel" in e]
     assert len(val) == 1 and 0 < val[0]["val/abs_rel"] < 10 and 0 <= val[0]["val/miou"] <= 1
     out = tmp_path / "model.safetensors"
-    assert cli(["export", str(run), "-o", str(out), "--fp16", "--scale-split", "test"]) == 0
+    assert cli(["export", str(run), "-o", str(out), "--fp16", "--scale-split", "val", "--test-split", "test",
+                "--seg-val", str(world / "cityscapes")]) == 0
     printed = capsys.readouterr().out
     assert "metric scale factor" in printed
     model = load_checkpoint(out)
@@ -111,6 +112,10 @@ def test_validation_export_and_the_node_format(world, tmp_path, capsys):
     assert model.pose is None and meta["trained"] and meta["dtype"] == "float16"
     assert meta["input_size"] == {"width": 128, "height": 64}
     assert meta["scale"]["factor"] > 0 and meta["accuracy"]["images"] > 0
+    test = meta["accuracy"]["test"]
+    assert test["images"] == 6 and set(test) >= {"median_scaled", "fixed_scale"}
+    assert 0 < test["fixed_scale"]["all"]["abs_rel"] < 10 and "moving" in test["median_scaled"]
+    assert 0 <= meta["accuracy"]["segmentation"]["miou"] <= 1 and meta["accuracy"]["segmentation"]["images"] > 0
     assert meta["provenance"]["global_step"] == 2 and "synthetic_full" in meta["provenance"]["source"]
     predictor = Predictor(out, device="cpu", backend="torch")
     rgb = np.zeros((96, 256, 3), np.uint8)
@@ -174,3 +179,14 @@ def test_bench_train_measures_a_real_step():
 
     speed = measure(128, 64, 1, 1, masking=True, steps=1, device=torch.device("cpu"))
     assert 0 < speed < 1e4
+
+
+def test_bf16_autocast_step_on_the_cpu(world, tmp_path):
+    run = tmp_path / "bf16"
+    assert _train(world, run, "--preset", "synthetic_full", "--depth-batch", "1", "--seg-batch", "1", "--epochs",
+                  "1", "--max-steps", "2", "--amp", "bf16", "--masking-from-epoch", "0", "--no-validate") == 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(np.isfinite(e["loss/total"]) for e in log)
+    state = ckpt.load_state(run / "checkpoints" / "last.pt")
+    assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay fp32 under autocast
+    assert _train(world, tmp_path / "fp16", "--amp", "fp16") != 0  # fp16 needs CUDA: named, not a crash

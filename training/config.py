@@ -72,6 +72,7 @@ class TrainConfig:
     image_every_steps: int = 500
     validate: bool = True
     val_max_images: int | None = 200
+    val_protocol: str = "kitti"         # depth validation/scale mask: kitti (gt > 0), capped (1e-3..80 m), eigen
     max_steps: int | None = None        # stop after this many steps in total (resumable); per invocation, not resumed
     notes: dict = field(default_factory=dict)
 
@@ -114,9 +115,10 @@ PRESETS: dict[str, dict] = {
                              grad_scales=(1.0, 0.0), masking=False),
     # the synthetic world: left camera only (the only one rendered), its own calibration, one pass per epoch
     "synthetic_full": dict(split="synthetic", sides="listed", intrinsics="calib", batches_per_epoch=None,
-                           depth_batch=6, seg_batch=6, grad_scales=(0.9, 0.1), masking=True),
+                           depth_batch=6, seg_batch=6, grad_scales=(0.9, 0.1), masking=True, val_protocol="capped"),
     "synthetic_only_depth": dict(split="synthetic", sides="listed", intrinsics="calib", batches_per_epoch=None,
-                                 depth_batch=12, seg_batch=0, grad_scales=(1.0, 0.0), masking=False),
+                                 depth_batch=12, seg_batch=0, grad_scales=(1.0, 0.0), masking=False,
+                                 val_protocol="capped"),
 }
 
 
@@ -170,6 +172,8 @@ def validate(c: TrainConfig) -> None:
     _check(c.checkpoint_every_epochs >= 1, f"checkpoint_every_epochs must be ≥ 1, got {c.checkpoint_every_epochs}")
     _check(c.checkpoint_every_steps >= 0, f"checkpoint_every_steps must be ≥ 0, got {c.checkpoint_every_steps}")
     _check(c.log_every_steps >= 1 and c.image_every_steps >= 1, "log/image intervals must be ≥ 1")
+    _check(c.val_protocol in ("kitti", "capped", "eigen"),
+           f"val_protocol must be one of kitti, capped, eigen, got {c.val_protocol!r}")
     _check(c.max_steps is None or c.max_steps >= 1, f"max_steps must be ≥ 1, got {c.max_steps}")
     _check(c.val_max_images is None or c.val_max_images >= 1,
            f"val_max_images must be ≥ 1 (or None: all), got {c.val_max_images}")

@@ -18,9 +18,11 @@ from sgdepth_ros.model.checkpoint import save_checkpoint
 from . import checkpointing as ckpt
 from .config import TrainConfig
 from .data.assemble import resolve_split_dir
+from .data.cityscapes import CityscapesSegDataset
 from .data.kitti import KittiRawDepthDataset
 from .data.splits import read_split_file
-from .evaluation.runner import evaluate_depth
+from .evaluation.depth_gt import KittiEvalDataset
+from .evaluation.runner import evaluate_depth, evaluate_segmentation
 
 
 @dataclass
@@ -48,10 +50,16 @@ def load_run(run_dir: str | Path, state: str | None = None) -> LoadedRun:
     return LoadedRun(model.eval(), config, path, ckpt.Progress(**saved["progress"]))
 
 
+def _split_file(config: TrainConfig, split: str) -> Path:
+    """A split file path, or the name of one of the run's splits ("val" → <split dir>/val_files.txt)."""
+    path = Path(split)
+    return path if path.is_file() else resolve_split_dir(config.kitti_root, config.split) / f"{split}_files.txt"
+
+
 def measure_scale(run: LoadedRun, split_file: Path, device: str | torch.device = "cpu", max_images: int | None = None,
                   progress: bool = False) -> dict:
     """Median of the per-image median ratios gt/pred on ``split_file`` frames with ground truth, and the metrics
-    with that single factor (protocol "kitti": gt > 0, clamp 1e-3..80 m)."""
+    with that single factor (the run's ``val_protocol`` mask, prediction clamped to 1e-3..80 m)."""
     c = run.config
     entries = read_split_file(split_file)
     if max_images is not None and len(entries) > max_images:
@@ -61,7 +69,8 @@ def measure_scale(run: LoadedRun, split_file: Path, device: str | torch.device =
     dataset.drop_entries_without_depth()
     if len(dataset) == 0:
         raise ValueError(f"{split_file}: no frame with depth ground truth under {c.kitti_root}")
-    common = dict(device=device, protocol="kitti", min_depth=c.min_depth, max_depth=c.max_depth, progress=progress)
+    common = dict(device=device, protocol=c.val_protocol, min_depth=c.min_depth, max_depth=c.max_depth,
+                  progress=progress)
     median = evaluate_depth(run.model, dataset, scaling="median", **common)
     factor = float(median.ratio_summary["median"])
     fixed = evaluate_depth(run.model, dataset, scaling="fixed", fixed_scale=factor, **common)
@@ -69,10 +78,49 @@ def measure_scale(run: LoadedRun, split_file: Path, device: str | torch.device =
             "split_file": str(split_file), "metrics_median_scaled": median.metrics, "metrics_fixed_scale": fixed.metrics}
 
 
+def measure_accuracy(run: LoadedRun, split_file: Path, factor: float | None, device: str | torch.device = "cpu",
+                     progress: bool = False) -> dict:
+    """Depth metrics on ``split_file`` (e.g. the test split) with per-image median scaling and, given ``factor``,
+    with that fixed scale; for the synthetic world also on moving-object pixels only (its instance-id images)."""
+    c = run.config
+    entries = read_split_file(split_file)
+    synthetic = all((Path(c.kitti_root) / e.folder / "synthetic" / "instance_ids").is_dir() for e in entries)
+    dataset = KittiEvalDataset(c.kitti_root, entries, height=c.height, width=c.width, gt="png", region=synthetic)
+    common = dict(device=device, protocol=c.val_protocol, min_depth=c.min_depth, max_depth=c.max_depth,
+                  progress=progress)
+    result: dict = {"split_file": str(split_file), "protocol": c.val_protocol, "images": len(dataset)}
+    scalings = [("median_scaled", dict(scaling="median"))]
+    if factor is not None:
+        scalings.append(("fixed_scale", dict(scaling="fixed", fixed_scale=factor)))
+    for name, scaling in scalings:
+        result[name] = {"all": evaluate_depth(run.model, dataset, **scaling, **common).metrics}
+        if synthetic:
+            try:
+                moving = evaluate_depth(run.model, dataset, region="moving", **scaling, **common).metrics
+            except ValueError:  # no frame of the split shows a moving object
+                moving = None
+            result[name]["moving"] = moving
+    return result
+
+
+def measure_segmentation(run: LoadedRun, cityscapes_root: str | Path, device: str | torch.device = "cpu") -> dict:
+    """mIoU on ``<root>/leftImg8bit/val`` at the run's segmentation resize (labels at their native size)."""
+    width, height = run.config.seg_resize
+    dataset = CityscapesSegDataset(cityscapes_root, "val", height=height, width=width, native_labels=True)
+    result = evaluate_segmentation(run.model, dataset, device=device, progress=False)
+    scores = result.scores
+    return {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"], "images": result.count,
+            "input": f"{width}x{height}", "iou": dict(zip(scores["class_names"], scores["iou"]))}
+
+
 def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None, fp16: bool = False,
-               scale_split: str | None = None, name: str | None = None, device: str = "cpu",
-               max_images: int | None = None, extra_metadata: dict | None = None) -> tuple[Path, dict]:
-    """Write ``out`` (.safetensors) from a run; ``scale_split`` ("val"/"test"/a split file) adds a metric scale.
+               scale_split: str | None = None, test_split: str | None = None, seg_val: str | None = None,
+               name: str | None = None,
+               device: str = "cpu", max_images: int | None = None,
+               extra_metadata: dict | None = None) -> tuple[Path, dict]:
+    """Write ``out`` (.safetensors) from a run; ``scale_split`` ("val"/"test"/a split file) adds a metric scale,
+    ``test_split`` the depth accuracy measured on that split (stored under metadata ``accuracy.test``), ``seg_val``
+    (a Cityscapes root) the mIoU on its val split (``accuracy.segmentation``).
     Returns (path, metadata)."""
     run = load_run(run_dir, state)
     c = run.config
@@ -97,14 +145,16 @@ def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None
         },
     }
     if scale_split is not None:
-        split_file = Path(scale_split)
-        if not split_file.is_file():
-            split_file = resolve_split_dir(c.kitti_root, c.split) / f"{scale_split}_files.txt"
-        measured = measure_scale(run, split_file, device, max_images)
+        measured = measure_scale(run, _split_file(c, scale_split), device, max_images)
         metadata["scale"] = {"factor": measured["factor"],
                              "source": f"median gt/pred ratio over {measured['images']} frames of "
                                        f"{Path(measured['split_file']).name} ({c.split})"}
         metadata["accuracy"] = measured
+    if test_split is not None:
+        factor = (metadata.get("scale") or {}).get("factor")
+        metadata.setdefault("accuracy", {})["test"] = measure_accuracy(run, _split_file(c, test_split), factor, device)
+    if seg_val is not None:
+        metadata.setdefault("accuracy", {})["segmentation"] = measure_segmentation(run, seg_val, device)
     metadata.update(extra_metadata or {})
     path = save_checkpoint(run.model.cpu(), out, metadata, dtype=torch.float16 if fp16 else torch.float32,
                            inference_only=True)

@@ -69,8 +69,8 @@ def _loader(dataset, transform, batch: int, config: TrainConfig, name: str, star
     return loader, sampler
 
 
-def _device(config: TrainConfig, info: DistInfo) -> torch.device:
-    device = resolve_device(config.device)
+def _device(device: torch.device, config: TrainConfig, info: DistInfo) -> torch.device:
+    """This process's device (cuda:LOCAL_RANK under DDP); AMP fp16 needs CUDA."""
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
     if config.amp == "fp16" and device.type != "cuda":
@@ -95,20 +95,39 @@ def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progre
           data: TrainingData | None = None) -> TrainResult:
     """Run (or resume) training into ``run_dir``. Under torchrun every process calls this; rank 0 writes files."""
     run_dir = Path(run_dir)
-    info = init_from_env(resolve_device(config.device).type)
+    device = resolve_device(config.device)
+    info = init_from_env(device.type)
     try:
-        return _train(config, run_dir, resume, progress_bar, data, info)
+        return _train(config, run_dir, resume, progress_bar, data, info, _device(device, config, info))
     finally:
         shutdown(info)
 
 
-def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> TrainResult:
-    device = _device(config, info)
-    if info.is_main:
-        prepare_run_dir(run_dir, config, resume)
-    barrier(info)
-    _seed_everything(config.seed, config.deterministic)
-    data = data or build_training_data(config)
+@dataclass
+class TrainingState:
+    """What a checkpoint holds and the loop updates."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module            # JointNetwork, or DDP around it
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    masking: MaskingSchedule | None
+    progress: ckpt.Progress
+
+    def save(self, run_dir: Path, name: str, info: DistInfo) -> None:
+        """Rank 0 writes ``checkpoints/<name>`` atomically; every process waits for it."""
+        if info.is_main:
+            ckpt.save_state(ckpt.checkpoint_dir(run_dir) / name, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, scaler=self.scaler if self.scaler.is_enabled() else None,
+                            masking=self.masking, progress=self.progress)
+        barrier(info)
+
+
+def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_dir: Path,
+                resume: bool) -> tuple[TrainingState, str]:
+    """Network, Adam, StepLR, grad scaler and masking schedule — restored from the run's newest checkpoint when
+    resuming. → (state, a line on how the encoders were initialised)."""
     model, init_note = build_model(config.num_layers, config.split_pos, config.depth_scales, config.grad_scales,
                                    config.pretrained)
     model.to(device)
@@ -124,21 +143,51 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> Train
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     masking = (MaskingSchedule(config.masking_from_epoch, config.epochs, config.masking_linear,
                                config.masking_fraction) if config.masking and not config.depth_only else None)
-    progress = ckpt.Progress()
+    state = TrainingState(model, net, optimizer, scheduler, scaler, masking, ckpt.Progress())
     if resume:
-        state_path = ckpt.latest_state(run_dir)
-        if state_path is None:
+        path = ckpt.latest_state(run_dir)
+        if path is None:
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from in {ckpt.checkpoint_dir(run_dir)}")
-        progress = ckpt.restore(ckpt.load_state(state_path), model=model, optimizer=optimizer, scheduler=scheduler,
-                                scaler=scaler, masking=masking)
-        LOG.warning("resuming %s at epoch %d, step %d", state_path, progress.epoch + 1, progress.global_step)
+        state.progress = ckpt.restore(ckpt.load_state(path), model=model, optimizer=optimizer, scheduler=scheduler,
+                                      scaler=scaler, masking=masking)
+        LOG.warning("resuming %s at epoch %d, step %d", path, state.progress.epoch + 1, state.progress.global_step)
+    return state, init_note
 
+
+def _optimise(state: TrainingState, loss: torch.Tensor, step: int) -> None:
+    """Backward + Adam step (through the grad scaler for fp16). A non-finite loss stops before it spoils weights."""
+    if not math.isfinite(float(loss.detach())):
+        raise FloatingPointError(f"loss became {float(loss.detach())} at step {step}; lower --lr or turn AMP off")
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+
+
+def _end_epoch(state: TrainingState, epoch: int, info: DistInfo) -> None:
+    """Masking threshold from this epoch's IoUs (all processes), lr schedule step, counters."""
+    if state.masking is not None:
+        state.masking.end_epoch(epoch, gather_floats(state.masking.iou_log, info))
+    state.scheduler.step()
+    state.progress.epoch += 1
+    state.progress.step_in_epoch = 0
+
+
+def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: torch.device) -> TrainResult:
+    if info.is_main:
+        prepare_run_dir(run_dir, config, resume)
+    barrier(info)
+    _seed_everything(config.seed, config.deterministic)
+    data = data or build_training_data(config)
+    state, init_note = build_state(config, device, info, run_dir, resume)
+    progress, masking = state.progress, state.masking
     depth_loader, depth_sampler = _loader(data.depth, data.depth_transform, config.depth_batch, config, "depth",
                                           progress.global_step, info, device)
-    seg_loader = None
+    seg_iter = None
     if not config.depth_only:
-        seg_loader, _ = _loader(data.seg, data.seg_transform, config.seg_batch, config, "segmentation",
-                                progress.global_step, info, device)
+        seg_iter = iter(_loader(data.seg, data.seg_transform, config.seg_batch, config, "segmentation",
+                                progress.global_step, info, device)[0])
+    depth_iter = iter(depth_loader)
     steps_per_epoch = config.batches_per_epoch or depth_sampler.batches_per_pass
     settings = LossSettings(config.automask, config.avg_reprojection, config.smoothness, config.min_depth,
                             config.max_depth)
@@ -146,11 +195,9 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> Train
     if info.is_main:
         _announce(config, data, init_note, steps_per_epoch, device, info, logger)
     show_bar = info.is_main and (sys.stderr.isatty() if progress_bar is None else progress_bar)
-    depth_iter = iter(depth_loader)
-    seg_iter = iter(seg_loader) if seg_loader is not None else None
     last: dict[str, float] = {}
     images_done, busy = 0, 0.0
-    model.train()
+    state.model.train()
     try:
         while progress.epoch < config.epochs:
             epoch = progress.epoch
@@ -165,18 +212,15 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> Train
                 seg_batch = next(seg_iter) if seg_iter is not None else None
                 keep_images = info.is_main and (progress.global_step + 1) % config.image_every_steps == 0
                 with _autocast(config, device):
-                    result = training_loss(net, depth_batch, seg_batch, settings, active, device, keep_images)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(result.loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                    result = training_loss(state.net, depth_batch, seg_batch, settings, active, device, keep_images)
+                _optimise(state, result.loss, progress.global_step + 1)
                 progress.step_in_epoch += 1
                 progress.global_step += 1
                 busy += time.perf_counter() - t0
                 images_done += config.depth_batch + (0 if config.depth_only else config.seg_batch)
                 if (progress.global_step % config.log_every_steps == 0 or keep_images) and info.is_main:
                     last = {k: float(v) for k, v in result.scalars.items()}
-                    last["lr"] = optimizer.param_groups[0]["lr"]
+                    last["lr"] = state.optimizer.param_groups[0]["lr"]
                     last["speed/images_per_second"] = images_done * info.world_size / max(busy, 1e-9)
                     if active is not None:
                         last["masking/threshold"] = active.threshold
@@ -185,28 +229,21 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> Train
                 if keep_images:
                     logger.pictures(progress.global_step, result.images)
                 bar.update(1)
-                if not math.isfinite(float(result.loss.detach())):
-                    raise FloatingPointError(f"loss became {float(result.loss.detach())} at step {progress.global_step}; "
-                                             "lower --lr or turn AMP off")
                 if config.checkpoint_every_steps and progress.global_step % config.checkpoint_every_steps == 0:
-                    _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+                    state.save(run_dir, "last.pt", info)
                 if config.max_steps is not None and progress.global_step >= config.max_steps:
                     bar.close()
-                    _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+                    state.save(run_dir, "last.pt", info)
                     return TrainResult(run_dir, progress, False, last, images_done / max(busy, 1e-9))
             bar.close()
-            if masking is not None:
-                masking.end_epoch(epoch, gather_floats(masking.iou_log, info))
-            scheduler.step()
-            progress.epoch += 1
-            progress.step_in_epoch = 0
+            _end_epoch(state, epoch, info)
             if info.is_main and config.validate:
-                metrics = validate(model, data, config, device, show_bar)
+                metrics = validate(state.model, data, config, device, show_bar)
                 if metrics:
                     logger.scalars(progress.global_step, metrics)
                     LOG.warning("epoch %d validation: %s", epoch + 1,
                                 ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            _save(run_dir, "last.pt", info, model, optimizer, scheduler, scaler, masking, progress)
+            state.save(run_dir, "last.pt", info)
             if info.is_main and (progress.epoch % config.checkpoint_every_epochs == 0
                                  or progress.epoch == config.epochs):
                 shutil.copyfile(ckpt.checkpoint_dir(run_dir) / "last.pt",
@@ -214,13 +251,6 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo) -> Train
     finally:
         logger.close()
     return TrainResult(run_dir, progress, True, last, images_done / max(busy, 1e-9))
-
-
-def _save(run_dir, name, info, model, optimizer, scheduler, scaler, masking, progress) -> None:
-    if info.is_main:
-        ckpt.save_state(ckpt.checkpoint_dir(run_dir) / name, model=model, optimizer=optimizer, scheduler=scheduler,
-                        scaler=scaler if scaler.is_enabled() else None, masking=masking, progress=progress)
-    barrier(info)
 
 
 def _announce(config, data: TrainingData, init_note: str, steps_per_epoch: int, device, info, logger) -> None:

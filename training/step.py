@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from . import geometry, losses
-from .masking import MaskingSchedule, dynamic_iou, dynamic_pixels, moving_mask
 from sgdepth_ros.model import SGDepth
 
+from . import geometry, losses
+from .masking import MaskingSchedule, dynamic_iou, dynamic_pixels, moving_mask
 from .network import JointNetwork, normalize, segment
 
 

@@ -1,7 +1,8 @@
 """Validation between epochs with the evaluators' own code (so training curves and `eval-depth` agree).
 
-Depth: the split's ``val_files.txt`` frames that have ground truth, protocol "kitti" (gt > 0, no crop; the
-reference validates on kitti_kitti_validation this way), per-image median scaling. Segmentation: Cityscapes val at
+Depth: the split's ``val_files.txt`` frames that have ground truth, protocol ``config.val_protocol`` ("kitti":
+gt > 0, no crop, as the reference validates on kitti_kitti_validation; the synthetic presets use "capped":
+1e-3 < gt < 80 m, no crop), per-image median scaling. Segmentation: Cityscapes val at
 the training resize (1024×512 by default; labels resized with nearest too, cheaper than the full-size protocol of
 ``sgdepth-ros eval-seg``). Both capped at ``val_max_images`` (evenly spaced).
 """
@@ -29,7 +30,7 @@ def validate(model, data: TrainingData, config: TrainConfig, device: torch.devic
     metrics: dict[str, float] = {}
     if data.depth_val is not None:
         result = evaluate_depth(model, _capped(data.depth_val, config.val_max_images), device=device,
-                                protocol="kitti", scaling="median", min_depth=config.min_depth,
+                                protocol=config.val_protocol, scaling="median", min_depth=config.min_depth,
                                 max_depth=config.max_depth, progress=progress)
         metrics.update({f"val/{k}": float(v) for k, v in result.metrics.items()})
         metrics["val/median_ratio"] = float(result.ratio_summary["median"])

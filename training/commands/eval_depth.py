@@ -69,8 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-root", type=Path, help="root of the depth PNGs if not --data")
     p.add_argument("--vel-depth", action="store_true",
                    help="velodyne GT: depth = velodyne x (monodepth2) instead of camera z (SGDepth)")
-    p.add_argument("--protocol", choices=("eigen", "kitti"), default=None,
-                   help="eigen: 1e-3<gt<max in the Garg crop (default for kitti); kitti: gt>0 (default for kitti2015)")
+    p.add_argument("--protocol", choices=("eigen", "kitti", "capped"), default=None,
+                   help="eigen: 1e-3<gt<max in the Garg crop (default for kitti); kitti: gt>0 (default for kitti2015); "
+                        "capped: 1e-3<gt<max, no crop (the synthetic world)")
     p.add_argument("--scale", type=_scale, default="median",
                    help="median (per image, default) | checkpoint (its metadata factor) | a fixed factor")
     p.add_argument("--max-depth-eval", type=_positive_float, default=80.0, help="cap in metres (default 80)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -14,6 +13,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale-split", default=None, metavar="val|test|FILE",
                    help="measure a metric scale factor (median gt/pred) on this split's frames with ground truth "
                         "and store it: the node then publishes metres")
+    p.add_argument("--test-split", default=None, metavar="test|FILE",
+                   help="also measure and store the depth accuracy on this split (median-scaled and with the "
+                        "scale; moving-object pixels too on the synthetic world)")
+    p.add_argument("--seg-val", default=None, metavar="CITYSCAPES_ROOT",
+                   help="also measure and store the mIoU on this Cityscapes root's val split")
     p.add_argument("--max-images", type=int, default=None, help="cap the frames used for the scale")
     p.add_argument("--name", default=None, help="model name stored in the metadata")
     p.add_argument("--device", default="cpu", help="device for the scale measurement")
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.out}: the output must end in .safetensors")
         return 2
     path, meta = export_run(args.run, args.out, state=args.checkpoint, fp16=args.fp16, scale_split=args.scale_split,
-                            name=args.name, device=args.device, max_images=args.max_images)
+                            test_split=args.test_split, seg_val=args.seg_val, name=args.name, device=args.device, max_images=args.max_images)
     size_mb = path.stat().st_size / 1e6
     print(f"wrote {path} ({size_mb:.1f} MB, {'fp16' if args.fp16 else 'fp32'}), from "
           f"{meta['provenance']['checkpoint']} (epoch {meta['provenance']['epoch']}, "
@@ -39,5 +43,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"metric scale factor {meta['scale']['factor']:.4f} m/unit ({meta['scale']['source']}); "
               f"AbsRel {acc['metrics_fixed_scale']['abs_rel']:.3f} with it, "
               f"{acc['metrics_median_scaled']['abs_rel']:.3f} median-scaled")
-        print(json.dumps({"fixed_scale": acc["metrics_fixed_scale"]}, indent=None))
+    test = meta.get("accuracy", {}).get("test")
+    if test is not None:
+        for scaling in ("median_scaled", "fixed_scale"):
+            for region, m in test.get(scaling, {}).items():
+                if m is None:
+                    print(f"test ({scaling}): no {region} pixels in the split")
+                    continue
+                print(f"test ({test['images']} frames, {scaling}, {region} pixels): AbsRel {m['abs_rel']:.3f}, "
+                      f"δ<1.25 {m['a1']:.3f}")
+    seg = meta.get("accuracy", {}).get("segmentation")
+    if seg is not None:
+        print(f"segmentation ({seg['images']} val images at {seg['input']}): mIoU {100 * seg['miou']:.1f} %")
     return 0

@@ -4,13 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1024x512, got {text!r}") from None
-    return w, h
+from .arg_types import size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formats", default="kitti,cityscapes,bag", help="comma list of kitti, cityscapes, bag")
     p.add_argument("--width", type=int, default=1242, help="KITTI/bag image width (KITTI native 1242)")
     p.add_argument("--height", type=int, default=375, help="KITTI/bag image height (KITTI native 375)")
-    p.add_argument("--cityscapes-size", type=_size, default=(1024, 512), help="Cityscapes image WxH (2:1)")
+    p.add_argument("--cityscapes-size", type=size, default=(1024, 512), help="Cityscapes image WxH (2:1)")
     p.add_argument("--cityscapes-every", type=int, default=5, help="render every Nth frame for Cityscapes")
     p.add_argument("--bag-storage", default="mcap", help="mcap or sqlite3")
     p.add_argument("--bag-image", default="rgb8", help="rgb8, bgr8 (sensor_msgs/Image) or jpeg (CompressedImage)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arg_types import size
+
 # command-line flag → TrainConfig field, for the plain overrides (None = keep the preset's value)
 _OVERRIDES = {
     "epochs": int, "batches_per_epoch": int, "depth_batch": int, "seg_batch": int, "lr": float, "lr_step": int,
@@ -18,14 +20,6 @@ _OVERRIDES = {
     "image_every_steps": int, "max_steps": int, "val_max_images": int, "masking_from_epoch": int, "split": str,
     "sides": str, "intrinsics": str, "missing": str, "pretrained": str, "num_layers": int, "split_pos": int,
 }
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1024x512, got {text!r}") from None
-    return w, h
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, kind in _OVERRIDES.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, metavar=kind.__name__.upper(),
                        help=f"override the preset's {name}")
-    p.add_argument("--seg-resize", type=_size, default=None, metavar="WxH",
+    p.add_argument("--seg-resize", type=size, default=None, metavar="WxH",
                    help="Cityscapes resize before the random zoom-out and crop (default 1024x512)")
     p.add_argument("--no-masking", action="store_true", help="turn the semantic masking of moving objects off")
     p.add_argument("--no-validate", action="store_true", help="skip validation between epochs")

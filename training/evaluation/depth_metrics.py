@@ -22,7 +22,7 @@ METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 #: Garg et al. crop as fractions of the image: (top, bottom, left, right).
 GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 #: "eigen": 1e-3 < gt < max and the Garg crop (Eigen/Zhou test); "kitti": gt > 0 only (KITTI split, KITTI 2015).
-PROTOCOLS = ("eigen", "kitti")
+PROTOCOLS = ("eigen", "kitti", "capped")
 MIN_DEPTH_EVAL, MAX_DEPTH_EVAL = 1e-3, 80.0
 
 
@@ -46,7 +46,9 @@ def evaluation_mask(gt: np.ndarray, protocol: str = "eigen", min_depth: float = 
     Args:
         gt: HxW ground-truth depth in metres, 0 (or any non-positive / non-finite value) = no ground truth.
         protocol: ``"eigen"``: ``min_depth < gt < max_depth`` inside the Garg crop; ``"kitti"``: ``gt > 0`` anywhere
-            (no crop, no upper bound; the prediction is still clamped later).
+            (no crop, no upper bound; the prediction is still clamped later); ``"capped"``: Eigen's depth range
+            without the Garg crop (the crop fits KITTI's velodyne coverage; the synthetic world has depth everywhere
+            but the sky, up to 150 m, which the 80 m clamp would otherwise count as errors).
     Returns: HxW bool.
     """
     gt = np.asarray(gt)
@@ -55,6 +57,8 @@ def evaluation_mask(gt: np.ndarray, protocol: str = "eigen", min_depth: float = 
     finite = np.isfinite(gt)
     if protocol == "kitti":
         return finite & (gt > 0)
+    if protocol == "capped":
+        return finite & (gt > min_depth) & (gt < max_depth)
     if protocol != "eigen":
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     mask = finite & (gt > min_depth) & (gt < max_depth)
