@@ -12,8 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 SIZES = ((640, 192), (1242, 375))
 TARGET_FPS = {(640, 192): 20.0, (1242, 375): 5.0}
 DEMO_DRIVE = dict(drives=1, frames=50, width=1242, height=375)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .materials import Material as M
-from .meshes import Mesh, axle_cylinder, box, concatenate, sphere, upright_cylinder
+from .meshes import Mesh, axle_cylinder, box, concatenate, sphere
 from .road import Road
 
 CAR_LABEL, PERSON_LABEL = 26, 24  # Cityscapes labelIds
