@@ -5,14 +5,17 @@ import cv2
 import numpy as np
 
 
-def disparity_to_depth(disp: np.ndarray, min_depth: float = 0.1, max_depth: float = 100.0) -> np.ndarray:
+def disparity_to_depth(disp, min_depth: float = 0.1, max_depth: float = 100.0):
     """Normalised disparity in (0,1) → depth in model units within (min_depth, max_depth).
 
     depth = 1 / (1/max_depth + (1/min_depth − 1/max_depth)·disp); with the defaults
-    depth = 1/(0.01 + 9.99·disp).
+    depth = 1/(0.01 + 9.99·disp). Elementwise on numpy arrays or torch tensors of any shape, keeping their
+    dtype (float32 in → float32 out); the predictor, the trainer's view synthesis and the evaluators share it.
     """
+    if not 0 < min_depth < max_depth:
+        raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return (1.0 / (min_disp + (max_disp - min_disp) * disp)).astype(np.float32)
+    return 1.0 / (min_disp + (max_disp - min_disp) * disp)
 
 
 def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

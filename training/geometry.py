@@ -11,15 +11,6 @@ import torch
 import torch.nn.functional as F
 
 
-def disparity_to_depth(disp, min_depth: float = 0.1, max_depth: float = 100.0):
-    """Sigmoid disparity in (0,1) → depth in model units (0.1..100): 1 / (1/max + (1/min − 1/max)·disp).
-    Elementwise on tensors or numpy arrays of any shape."""
-    if not 0 < min_depth < max_depth:
-        raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
-    min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
-    return 1.0 / (min_disp + (max_disp - min_disp) * disp)
-
-
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Homogeneous pixel coordinates [3, H·W]: rows (x, y, 1), x fastest."""
     ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sgdepth_ros.labels import IGNORE_ID
+
 SSIM_C1 = 0.01 ** 2
 SSIM_C2 = 0.03 ** 2
 SSIM_WEIGHT = 0.85
@@ -16,7 +18,6 @@ SMOOTHNESS_WEIGHT = 1e-3
 # four decimals the spec records (§4.6).
 SEG_CLASS_WEIGHTS = (2.8149, 6.9850, 3.7890, 9.9428, 9.7702, 9.5111, 10.3114, 10.0265, 4.6323, 9.5608,
                      7.8698, 9.5169, 10.3737, 6.6616, 10.2605, 10.2879, 10.2898, 10.4054, 10.1381, 0.0)
-IGNORE_INDEX = 255
 
 
 def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -100,4 +101,4 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
     Σ w_y·CE / Σ w_y over the non-ignored pixels (PyTorch's weighted mean)."""
     if class_weights is None:
         class_weights = torch.tensor(SEG_CLASS_WEIGHTS, device=logits.device, dtype=logits.dtype)
-    return F.cross_entropy(logits, target, weight=class_weights.to(logits.dtype), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits, target, weight=class_weights.to(logits.dtype), ignore_index=IGNORE_ID)

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# trainIds person, rider, car, truck, bus, train, motorcycle, bicycle (the reference's "> 10" criterion)
-FIRST_DYNAMIC_TRAIN_ID = 11
-NUM_CLASSES = 19
+from sgdepth_ros.labels import DYNAMIC_TRAIN_IDS
 
 
 def dynamic_pixels(labels: torch.Tensor) -> torch.Tensor:
-    """labels [N,H,W] trainIds → bool [N,H,W], True on dynamic classes 11..18 (255 = ignore is not dynamic)."""
-    return (labels >= FIRST_DYNAMIC_TRAIN_ID) & (labels < NUM_CLASSES)
+    """labels [N,H,W] trainIds → bool [N,H,W], True on the dynamic classes 11..18 person … bicycle (the reference's
+    "> 10" criterion without the void channel; 255 = ignore is not dynamic)."""
+    return (labels >= DYNAMIC_TRAIN_IDS[0]) & (labels <= DYNAMIC_TRAIN_IDS[-1])
 
 
 def dynamic_iou(current: torch.Tensor, warped: list[torch.Tensor]) -> torch.Tensor:

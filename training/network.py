@@ -9,11 +9,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sgdepth_ros.backends import InferenceGraph
 from sgdepth_ros.model import SGDepth
 from sgdepth_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOG = logging.getLogger(__name__)
-NUM_TRAINED_CLASSES = 19
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -64,10 +64,10 @@ def segment(model: SGDepth, images: torch.Tensor) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:
-        logits = model(images, tasks=("segmentation",)).seg_logits
+        (labels,) = InferenceGraph(model, ("segmentation",))(images)  # the node's own void-channel rule
     finally:
         model.train(was_training)
-    return logits[:, :NUM_TRAINED_CLASSES].argmax(1)
+    return labels
 
 
 def _cached_resnet_weights(num_layers: int) -> Path | None:

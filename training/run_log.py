@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from sgdepth_ros.colorize import colorize_depth, colorize_labels
+from sgdepth_ros.labels import IGNORE_ID, NUM_CLASSES
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def visualisations(images: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     if "seg_pred" in images:
         pred = images["seg_pred"][0].cpu().numpy().astype(np.uint8)
         target = images["seg_target"][0].cpu().numpy()
-        target = np.where((target >= 0) & (target < 19), target, 255).astype(np.uint8)
+        target = np.where((target >= 0) & (target < NUM_CLASSES), target, IGNORE_ID).astype(np.uint8)
         out["segmentation"] = np.concatenate(
             [_hwc_u8(images["seg_color"][0]), colorize_labels(pred), colorize_labels(target)], 0)
     return out

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from sgdepth_ros.labels import NUM_CLASSES
 from sgdepth_ros.model import SGDepth
+from sgdepth_ros.postprocess import disparity_to_depth
 
 from . import geometry, losses
 from .masking import MaskingSchedule, dynamic_iou, dynamic_pixels, moving_mask
@@ -73,7 +75,7 @@ def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_ba
     min_errors, grids0, warped0 = [], {}, {}
     for s, disp in enumerate(out.disparities):
         disp_full = disp if s == 0 else F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
-        depth = geometry.disparity_to_depth(disp_full.float(), settings.min_depth, settings.max_depth)
+        depth = disparity_to_depth(disp_full.float(), settings.min_depth, settings.max_depth)
         warped = []
         for f in offsets:
             if f == 0:
@@ -110,6 +112,6 @@ def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_ba
             images["moving_mask"] = mask[:1].detach()
         if seg_batch is not None:
             images["seg_color"] = seg_batch["color"][:1] if "color" in seg_batch else seg_batch["color_aug"][:1]
-            images["seg_pred"] = out.seg_logits[:1, :19].argmax(1).detach()
+            images["seg_pred"] = out.seg_logits[:1, :NUM_CLASSES].argmax(1).detach()
             images["seg_target"] = seg_batch["segmentation"][:1]
     return StepResult(loss, scalars, images)

@@ -1,18 +1,20 @@
-"""Image helpers shared by the dataset readers: reading (sgdepth_ros.imageio), PIL resizing, numpy → tensor.
+"""Image helpers shared by the dataset readers: reading (sgdepth_ros.imageio + preprocess.as_rgb8), PIL nearest
+resizing of labels, numpy → tensor (images resize with ``sgdepth_ros.preprocess.resize_rgb``, PIL bilinear).
 
 Conventions: images are HxWx3 uint8 **RGB** numpy arrays until they become tensors; tensors are float32 3xHxW in [0,1].
 """
 from __future__ import annotations
 
 import os
+
 import numpy as np
 import torch
 from PIL import Image
 
 from sgdepth_ros import imageio
+from sgdepth_ros.preprocess import ImageFormatError, as_rgb8
 
 from .errors import DatasetError
-
 
 
 def _decode(path: str | os.PathLike[str]) -> np.ndarray:
@@ -24,16 +26,15 @@ def _decode(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a colour image → HxWx3 uint8 RGB (grey expanded to three channels, alpha dropped, 16 bit → 8 bit).
+    """Read a colour image → HxWx3 uint8 RGB with the runtime's conversion (``sgdepth_ros.preprocess.as_rgb8``:
+    grey expanded to three channels, alpha dropped, 16 bit scaled by 1/257), so training sees what the node sees.
 
-    Raises: DatasetError naming the file when it is missing, corrupt or not decodable.
+    Raises: DatasetError naming the file when it is missing, corrupt, not decodable or of an unsupported format.
     """
-    image = _decode(path)
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3])
+    try:
+        return as_rgb8(_decode(path))
+    except ImageFormatError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
 
 
 def read_single_channel(path: str | os.PathLike[str]) -> np.ndarray:
@@ -45,16 +46,6 @@ def read_single_channel(path: str | os.PathLike[str]) -> np.ndarray:
     if image.ndim != 2:
         raise DatasetError(f"{path}: expected a single-channel image, got shape {image.shape}")
     return image
-
-
-def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize HxWx3 uint8 RGB to height x width x 3 with **PIL bilinear** (as SGDepth's training transform).
-
-    Pillow's bilinear filter widens its support when shrinking, i.e. it antialiases. No-op when the size already fits.
-    """
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
 
 
 def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:

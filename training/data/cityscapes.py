@@ -17,8 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from sgdepth_ros.labels import IGNORE_ID, NUM_CLASSES, label_id_to_train_id
+from sgdepth_ros.preprocess import resize_rgb
 
-from ._imaging import read_rgb, read_single_channel, resize_labels, resize_rgb, rgb_to_tensor
+from ._imaging import read_rgb, read_single_channel, resize_labels, rgb_to_tensor
 from .errors import DatasetError
 
 __all__ = ["CityscapesSegDataset"]
@@ -112,7 +113,7 @@ class CityscapesSegDataset(Dataset):
         lut = _LABEL_ID_TO_TRAIN_ID if kind == "labelIds" else _TRAIN_ID_SANITISE
         train_ids = lut[raw]
         if self.width is not None:
-            rgb = resize_rgb(rgb, self.width, self.height)
+            rgb = resize_rgb(rgb, (self.width, self.height))
             if not self.native_labels:
                 train_ids = resize_labels(train_ids, self.width, self.height)
         sample: dict[str, Any] = {

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._imaging import read_rgb, read_single_channel, resize_rgb, rgb_to_tensor
+from sgdepth_ros.preprocess import resize_rgb
+
+from ._imaging import read_rgb, read_single_channel, rgb_to_tensor
 from .errors import DatasetError
 from .kitti_calib import camera_intrinsics, read_calib_file
 from .splits import SplitEntry, read_split_file
@@ -293,7 +295,7 @@ class KittiRawDepthDataset(Dataset):
                 raise DatasetError(f"{path}: size {size[0]}x{size[1]} differs from the other frames' "
                                    f"{native_size[0]}x{native_size[1]}")
             if self.width is not None:
-                rgb = resize_rgb(rgb, self.width, self.height)
+                rgb = resize_rgb(rgb, (self.width, self.height))
             sample[("color", offset)] = rgb_to_tensor(rgb)
         K = self.intrinsics_for(entry, native_size)
         sample["K"] = torch.from_numpy(K).float()

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..data._imaging import read_rgb, read_single_channel, resize_rgb, rgb_to_tensor
+from sgdepth_ros.preprocess import resize_rgb
+
+from ..data._imaging import read_rgb, read_single_channel, rgb_to_tensor
 from ..data.errors import DatasetError
 from ..data.kitti import KittiRawDepthDataset, depth_png_path, read_depth_png
 from ..data.kitti_calib import read_calib_file
@@ -244,7 +246,7 @@ class Kitti2015DepthDataset(Dataset):
         depth = np.zeros_like(disp)
         depth[valid] = STEREO_BASELINE_M * self._focal[calib] / disp[valid]
         rgb = read_rgb(image)
-        sample: dict[str, Any] = {("color", 0): rgb_to_tensor(resize_rgb(rgb, self.width, self.height)),
+        sample: dict[str, Any] = {("color", 0): rgb_to_tensor(resize_rgb(rgb, (self.width, self.height))),
                                   "depth_gt": torch.from_numpy(depth)[None], "name": image.name}
         if self.transform is not None:
             sample = self.transform(sample)
