@@ -190,3 +190,11 @@ def test_bf16_autocast_step_on_the_cpu(world, tmp_path):
     state = ckpt.load_state(run / "checkpoints" / "last.pt")
     assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay fp32 under autocast
     assert _train(world, tmp_path / "fp16", "--amp", "fp16") != 0  # fp16 needs CUDA: named, not a crash
+
+
+def test_validation_cap_spreads_over_the_whole_split():
+    from sgdepth_training.data.assemble import evenly_spaced
+
+    picked = evenly_spaced(list(range(78)), 40)  # the default run's val drive: 78 frames, cap 40
+    assert len(picked) == len(set(picked)) == 40 and picked[0] == 0 and picked[-1] >= 76
+    assert evenly_spaced(list(range(5)), 40) == list(range(5)) and evenly_spaced("abc", None) == ["a", "b", "c"]

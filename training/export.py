@@ -17,7 +17,7 @@ from sgdepth_ros.model.checkpoint import save_checkpoint
 
 from . import checkpointing as ckpt
 from .config import TrainConfig
-from .data.assemble import resolve_split_dir
+from .data.assemble import evenly_spaced, resolve_split_dir
 from .data.cityscapes import CityscapesSegDataset
 from .data.kitti import KittiRawDepthDataset
 from .data.splits import read_split_file
@@ -61,9 +61,7 @@ def measure_scale(run: LoadedRun, split_file: Path, device: str | torch.device =
     """Median of the per-image median ratios gt/pred on ``split_file`` frames with ground truth, and the metrics
     with that single factor (the run's ``val_protocol`` mask, prediction clamped to 1e-3..80 m)."""
     c = run.config
-    entries = read_split_file(split_file)
-    if max_images is not None and len(entries) > max_images:
-        entries = entries[:: max(1, len(entries) // max_images)][:max_images]
+    entries = evenly_spaced(read_split_file(split_file), max_images)
     dataset = KittiRawDepthDataset(c.kitti_root, entries, frame_offsets=(0,), height=c.height, width=c.width,
                                    intrinsics=c.intrinsics, missing="skip")
     dataset.drop_entries_without_depth()

@@ -12,15 +12,12 @@ import torch
 from torch.utils.data import Subset
 
 from .config import TrainConfig
-from .data.assemble import TrainingData
+from .data.assemble import TrainingData, evenly_spaced
 from .evaluation.runner import evaluate_depth, evaluate_segmentation
 
 
 def _capped(dataset, limit: int | None):
-    if limit is None or len(dataset) <= limit:
-        return dataset
-    step = len(dataset) / limit
-    return Subset(dataset, [int(i * step) for i in range(limit)])
+    return Subset(dataset, evenly_spaced(range(len(dataset)), limit))
 
 
 def validate(model, data: TrainingData, config: TrainConfig, device: torch.device,

@@ -2,6 +2,7 @@
 format) and Cityscapes segmentation, with the reference augmentations (spec §4.2, §4.3)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from .errors import DatasetError
 from .kitti import KittiRawDepthDataset
 from .sides import select_sides
 from .splits import read_split_file
+
+
+def evenly_spaced(items: Sequence, limit: int | None) -> list:
+    """At most ``limit`` of ``items``, spread evenly over the whole sequence (all of them when ``limit`` is None or
+    not smaller than their number)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    return [items[int(i * len(items) / limit)] for i in range(limit)]
 
 
 def resolve_split_dir(kitti_root: str | Path, split: str) -> Path:
@@ -29,7 +38,8 @@ def resolve_split_dir(kitti_root: str | Path, split: str) -> Path:
 @dataclass
 class TrainingData:
     """depth: KITTI training samples (frames 0/−1/+1 + colour-augmented copies, K); seg: Cityscapes crops or None;
-    depth_val: KITTI val frames with depth ground truth at native size, or None; seg_val: Cityscapes val or None;
+    depth_val: KITTI val frames with depth ground truth at native size, or None; seg_val: Cityscapes val or None
+(validation caps both with :func:`evenly_spaced`);
     skipped: how many listed samples were skipped for missing files (``missing="skip"``)."""
 
     depth: KittiRawDepthDataset
@@ -53,11 +63,7 @@ def build_training_data(config: TrainConfig) -> TrainingData:
     depth_val = None
     val_file = split_dir / "val_files.txt"
     if config.validate and val_file.is_file():
-        val_entries = read_split_file(val_file)
-        if config.val_max_images is not None:
-            step = max(1, len(val_entries) // config.val_max_images)
-            val_entries = val_entries[::step][:config.val_max_images]
-        depth_val = KittiRawDepthDataset(config.kitti_root, val_entries, frame_offsets=(0,), height=config.height,
+        depth_val = KittiRawDepthDataset(config.kitti_root, read_split_file(val_file), frame_offsets=(0,), height=config.height,
                                          width=config.width, intrinsics=config.intrinsics, missing="skip")
         depth_val.drop_entries_without_depth()
         if len(depth_val) == 0:
