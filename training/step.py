@@ -28,7 +28,7 @@ class LossSettings:
 @dataclass
 class StepResult:
     """loss: the scalar to back-propagate; scalars: detached 0-d tensors for logging (converted to floats only when
-    logged, so GPU steps do not synchronise); images: tensors for logging."""
+    logged: the loop's finiteness check of the loss is a step's one host sync); images: tensors for logging."""
 
     loss: torch.Tensor
     scalars: dict[str, torch.Tensor] = field(default_factory=dict)

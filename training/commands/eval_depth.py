@@ -4,56 +4,20 @@ synthetic world (spec §6.1). Prints the scaling ratios and the 7-metric table l
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-
-def _multiple_of_32(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (e.g. 640, 192), got {text!r}") from None
-    if value <= 0 or value % 32:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (e.g. 640, 192), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+from .arg_types import batch_size, count, multiple_of_32, positive_float
 
 
 def _scale(text: str) -> str | float:
     if text in ("median", "checkpoint"):
         return text
     try:
-        return _positive_float(text)
+        return positive_float(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"must be 'median', 'checkpoint' or a positive factor such as 5.4, got {text!r}") from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
-
-
-def _batch(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,18 +38,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "capped: 1e-3<gt<max, no crop (the synthetic world)")
     p.add_argument("--scale", type=_scale, default="median",
                    help="median (per image, default) | checkpoint (its metadata factor) | a fixed factor")
-    p.add_argument("--max-depth-eval", type=_positive_float, default=80.0, help="cap in metres (default 80)")
-    p.add_argument("--width", type=_multiple_of_32, default=None, help="network width (default: checkpoint's)")
-    p.add_argument("--height", type=_multiple_of_32, default=None, help="network height (default: checkpoint's)")
+    p.add_argument("--max-depth-eval", type=positive_float, default=80.0, help="cap in metres (default 80)")
+    p.add_argument("--width", type=multiple_of_32, default=None, help="network width (default: checkpoint's)")
+    p.add_argument("--height", type=multiple_of_32, default=None, help="network height (default: checkpoint's)")
     p.add_argument("--intrinsics", choices=("calib", "default"), default="default",
                    help="K of the samples (not used by the metrics); calib also checks calib_cam_to_cam.txt sizes")
     p.add_argument("--region", choices=("all", "moving", "static"), default="all",
                    help="synthetic world: only pixels of moving actors, or all others")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--batch-size", type=_batch, default=1)
-    p.add_argument("--workers", type=_count, default=0, help="data-loading processes (default 0)")
+    p.add_argument("--batch-size", type=batch_size, default=1)
+    p.add_argument("--workers", type=count, default=0, help="data-loading processes (default 0)")
     p.add_argument("--json", type=Path, help="write metrics, settings and per-image values to this file")
-    p.add_argument("--images", type=_count, default=0, help="save the first N previews (image|prediction|GT)")
+    p.add_argument("--images", type=count, default=0, help="save the first N previews (image|prediction|GT)")
     p.add_argument("--images-dir", type=Path, default=None,
                    help="folder for --images (default: eval_images next to --json, else ./eval_images)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -6,20 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from .eval_depth import _batch, _count, _multiple_of_32
+from .arg_types import batch_size, count, multiple_of_32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint: our .safetensors or the reference SGDepth model.pth")
     p.add_argument("--data", required=True, type=Path, help="Cityscapes root (leftImg8bit/, gtFine/) or <synth>/cityscapes")
     p.add_argument("--split", default="val", help="split folder under leftImg8bit/ (default val)")
-    p.add_argument("--width", type=_multiple_of_32, default=1024, help="network input width (default 1024)")
-    p.add_argument("--height", type=_multiple_of_32, default=512, help="network input height (default 512)")
+    p.add_argument("--width", type=multiple_of_32, default=1024, help="network input width (default 1024)")
+    p.add_argument("--height", type=multiple_of_32, default=512, help="network input height (default 512)")
     p.add_argument("--label-kind", choices=("auto", "labelIds", "labelTrainIds"), default="auto",
                    help="which gtFine files to read (auto: labelIds, else labelTrainIds, per image)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--batch-size", type=_batch, default=1)
-    p.add_argument("--workers", type=_count, default=0, help="data-loading processes (default 0)")
+    p.add_argument("--batch-size", type=batch_size, default=1)
+    p.add_argument("--workers", type=count, default=0, help="data-loading processes (default 0)")
     p.add_argument("--json", type=Path, help="write the scores, per-class IoU and confusion counts to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
