@@ -37,6 +37,7 @@ setup(
     extras_require={
         "fast": ["openvino>=2024.0"],
         "train": ["embreex>=4.3", "trimesh>=4.0", "rosbags>=0.10", "tensorboard>=2.14"],
+        "replay": ["rosbags>=0.10", "mcap>=1.2", "matplotlib>=3.7"],
         "test": ["pytest>=7"],
     },
     zip_safe=True,

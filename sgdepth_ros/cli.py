@@ -14,6 +14,8 @@ COMMANDS = {
     "demo": ("demo", "the README main job: draw road images and run the whole inference pipeline on them"),
     "bench": ("bench", "per-stage latency benchmark; writes docs/benchmarks.md"),
     "bench-node": ("bench_node", "sgdepth_node end to end over DDS beside the predictor; writes docs/benchmarks.md"),
+    "replay": ("replay", "accuracy, latency and an output bag of a model on a recorded rosbag2 drive "
+                         "(offline, or live through the node)"),
     "synth": ("sgdepth_training.commands.synth",
               "render synthetic drives with ground truth as KITTI raw, Cityscapes and rosbag2"),
     "train": ("sgdepth_training.commands.train",
@@ -24,6 +26,8 @@ COMMANDS = {
                     "training throughput (images/s) of the full SGDepth step; writes docs/benchmarks.md"),
     "bench-synth": ("sgdepth_training.commands.bench_synth",
                     "synthetic-world rendering speed and demo-drive time; writes docs/benchmarks.md"),
+    "bench-replay": ("sgdepth_training.commands.bench_replay",
+                     "bag replay throughput (offline) and latency under load (live); writes docs/benchmarks.md"),
     "eval-depth": ("sgdepth_training.commands.eval_depth",
                    "depth metrics of a checkpoint on KITTI (Eigen / KITTI split / KITTI 2015) or the synthetic world"),
     "eval-seg": ("sgdepth_training.commands.eval_seg",

@@ -101,20 +101,29 @@ def test_convert_reference_checkpoint(tmp_path, reference_pth, capsys):
     assert main(["convert", reference_pth, "-o", str(out), "--scale-factor", "-1"]) == 2
 
 
-def test_demo_runs_the_default_model_on_a_synthetic_drive(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "3", "--device", "cpu"]) == 0
-    text = capsys.readouterr().out
-    assert "UNTRAINED" not in text and "synthetic world only" in text
-    assert "depth vs rendered ground truth on these 3 frames" in text and "AbsRel" in text
-    assert (tmp_path / "demo" / "results" / "0000000000_preview.png").is_file()
+def test_demo_replays_a_synthetic_drive_bag_live_through_the_node(tmp_path):
+    """The README's main job, as a user runs it: its own process, the node as another, DDS between them."""
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "demo", "--output", str(out), "--frames", "6",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "UNTRAINED" not in done.stdout and "synthetic world only" in done.stdout
+    assert "replay (live)" in done.stdout and "AbsRel" in done.stdout
+    report = json.loads((out / "replay" / "report.json").read_text())
+    assert report["mode"] == "live" and report["frames"]["sent"] == 6 and report["frames"]["delivered"] >= 5
+    assert report["depth"]["median"]["metrics"]["abs_rel"] < 0.4  # the trained default model, not noise
+    assert report["segmentation"]["miou"] > 0.3
+    assert (out / "replay" / "preview.png").is_file() and Path(report["outputs"]["bag"]).is_dir()
 
 
 def test_demo_without_the_default_file_says_it_ran_untrained_weights(tmp_path, capsys, monkeypatch):
     import sgdepth_ros.default_model as default_model
 
     monkeypatch.setattr(default_model, "DEFAULT_MODEL_FILE", tmp_path / "absent.safetensors")
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "3", "--device", "cpu"]) == 0
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "3", "--device", "cpu",
+                 "--mode", "offline"]) == 0
     assert "UNTRAINED" in capsys.readouterr().out
+    assert (tmp_path / "demo" / "replay" / "report.md").is_file()
     assert main(["demo", "--output", str(tmp_path / "demo"), "--frames", "1"]) == 2
 
 

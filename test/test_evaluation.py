@@ -17,11 +17,11 @@ from sgdepth_training.data.errors import DatasetError
 from sgdepth_training.data.kitti import image_path
 from sgdepth_training.data.splits import SplitEntry, write_split_file
 from sgdepth_training.evaluation.depth_gt import Kitti2015DepthDataset, KittiEvalDataset, NpzDepthGT
-from sgdepth_training.evaluation.depth_metrics import (compute_errors, disp_to_depth, evaluation_mask, garg_crop,
+from sgdepth_ros.metrics.depth import (compute_errors, disp_to_depth, evaluation_mask, garg_crop,
                                                        image_metrics, ratio_summary)
 from sgdepth_training.evaluation.report import format_depth_table, format_ratios, format_seg_table
 from sgdepth_training.evaluation.runner import evaluate_depth, evaluate_segmentation
-from sgdepth_training.evaluation.seg_metrics import SegConfusion, seg_scores
+from sgdepth_ros.metrics.segmentation import SegConfusion, seg_scores
 from sgdepth_training.evaluation.velodyne import project_to_depth_map, velodyne_depth_map
 
 ONES = {"a1": 1.0, "a2": 1.0, "a3": 1.0}

@@ -11,6 +11,7 @@ import types
 from pathlib import Path
 
 import yaml
+from launch_stand_ins import Recorded, walk
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "sgdepth.launch.py"
@@ -24,18 +25,11 @@ LAUNCH_API = {
 }
 
 
-class _Recorded:
-    """Stands in for any launch class: remembers its arguments."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-
 def _load_with_stand_ins(monkeypatch):
     for module_name, names in LAUNCH_API.items():
         module = types.ModuleType(module_name)
         for name in names:
-            setattr(module, name, type(name, (_Recorded,), {}))
+            setattr(module, name, type(name, (Recorded,), {}))
         monkeypatch.setitem(sys.modules, module_name, module)
     spec = importlib.util.spec_from_file_location("sgdepth_launch", LAUNCH)
     module = importlib.util.module_from_spec(spec)
@@ -51,7 +45,7 @@ def _strings(value) -> list[str]:
         return [s for v in value for s in _strings(v)]
     if isinstance(value, dict):
         return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, _Recorded):
+    if isinstance(value, Recorded):
         return _strings(list(value.args)) + _strings(value.kwargs)
     return []
 
@@ -69,7 +63,7 @@ def test_launch_description_starts_the_node_with_its_arguments(monkeypatch):
     assert {"namespace", "image", "camera_info", "model_path", "device", "params_file", "use_sim_time", "rviz",
             "camera_frame", "large_images"} <= set(declared)
     assert declared["rviz"] == "false" and declared["use_sim_time"] == "false"
-    used = {e.args[0] for e in _walk(entities) if type(e).__name__ == "LaunchConfiguration"}
+    used = {e.args[0] for e in walk(entities) if type(e).__name__ == "LaunchConfiguration"}
     assert used <= set(declared), f"undeclared launch arguments used: {used - set(declared)}"
 
     node = next(e for e in entities if type(e).__name__ == "LifecycleNode")
@@ -84,18 +78,6 @@ def test_launch_description_starts_the_node_with_its_arguments(monkeypatch):
         assert (ROOT / "config" / name).is_file(), name
     rviz = next(e for e in entities if type(e).__name__ == "Node")
     assert rviz.kwargs["executable"] == "rviz2" and "-f" in rviz.kwargs["arguments"]
-
-
-def _walk(value):
-    if isinstance(value, _Recorded):
-        yield value
-        yield from _walk(list(value.args) + list(value.kwargs.values()))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _walk(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _walk(v)
 
 
 def test_executables_named_by_the_launch_file_are_installed():

@@ -277,6 +277,7 @@ def test_cli_rejects_bad_settings_with_the_valid_range(tmp_path, args, message):
 def test_the_vehicle_path_imports_neither_the_offline_half_nor_its_libraries():
     code = ("import sys, sgdepth_ros.ros.node, sgdepth_ros.predictor, sgdepth_ros.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sgdepth_training', 'rosbags', 'embreex', 'trimesh', 'tensorboard')); print(bad); sys.exit(1 if bad else 0)")
+            "('sgdepth_training', 'rosbags', 'embreex', 'trimesh', 'tensorboard', 'matplotlib', 'mcap')); "
+            "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -153,6 +153,42 @@ def tf_message(types, stamp_ns: int, transforms):
     return types["tf2_msgs/msg/TFMessage"](transforms=stamped)
 
 
+def point_cloud(types, stamp_ns: int, frame_id: str, xyz, extra_fields=None):
+    """sensor_msgs/PointCloud2, unorganised (height 1, width N), little-endian, unpadded, is_dense False.
+
+    Args:
+        xyz: [N, 3] finite-or-NaN coordinates in metres in ``frame_id`` → float32 ``x``, ``y``, ``z`` at
+            offsets 0, 4, 8 (point_step 12).
+        extra_fields: None, or ``{"intensity": [N] array}`` → float32 ``intensity`` at offset 12
+            (point_step 16).
+    """
+    xyz = np.asarray(xyz)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or not np.issubdtype(xyz.dtype, np.number):
+        raise ValueError(f"point cloud needs an [N, 3] numeric array, got shape {xyz.shape} {xyz.dtype}")
+    extra_fields = dict(extra_fields or {})
+    unknown = sorted(set(extra_fields) - {"intensity"})
+    if unknown:
+        raise ValueError(f"unsupported extra point fields {unknown}; only 'intensity' is supported")
+    names = ["x", "y", "z"]
+    columns = [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+    if "intensity" in extra_fields:
+        intensity = np.asarray(extra_fields["intensity"])
+        if intensity.shape != (xyz.shape[0],) or not np.issubdtype(intensity.dtype, np.number):
+            raise ValueError(f"intensity must be a numeric [{xyz.shape[0]}] array, got shape {intensity.shape}")
+        names.append("intensity")
+        columns.append(intensity)
+    payload = np.ascontiguousarray(np.stack(columns, axis=1), dtype="<f4")
+    point_step = 4 * len(names)
+    fields = [types["sensor_msgs/msg/PointField"](
+        name=name, offset=4 * i, datatype=types["sensor_msgs/msg/PointField"].FLOAT32, count=1)
+        for i, name in enumerate(names)]
+    width = xyz.shape[0]
+    return types["sensor_msgs/msg/PointCloud2"](
+        header=header(types, stamp_ns, frame_id), height=1, width=width, fields=fields,
+        is_bigendian=False, point_step=point_step, row_step=point_step * width,
+        data=np.frombuffer(payload.tobytes(), np.uint8), is_dense=False)
+
+
 def _finite(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     array = np.asarray(value, dtype=np.float64)
     if array.size != int(np.prod(shape)) or not np.all(np.isfinite(array)):

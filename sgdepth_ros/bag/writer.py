@@ -119,6 +119,13 @@ class BagWriter:
         self.write_message(topic, stamp_ns, messages.camera_info(
             self._types, stamp_ns, frame_id, K, width, height, P, distortion_model, D))
 
+    def write_point_cloud(self, topic: str, stamp_ns: int, frame_id: str, xyz, intensity=None) -> None:
+        """sensor_msgs/PointCloud2 of [N, 3] points (metres, in ``frame_id``): height 1, width N, float32
+        x, y, z at offsets 0, 4, 8 and, when ``intensity`` ([N]) is given, float32 intensity at 12;
+        little-endian, is_dense False (NaN points allowed)."""
+        extra = None if intensity is None else {"intensity": intensity}
+        self.write_message(topic, stamp_ns, messages.point_cloud(self._types, stamp_ns, frame_id, xyz, extra))
+
     def write_static_transforms(self, stamp_ns: int, transforms) -> None:
         """One tf2_msgs/TFMessage on ``/tf_static`` (latched) with every static transform so far.
 
@@ -145,6 +152,16 @@ class BagWriter:
         msgtype = msg.__msgtype__
         connection = self._connection(topic, msgtype)
         self._writer.write(connection, stamp_ns, self._typestore.serialize_cdr(msg, msgtype))
+        self._counts[topic] += 1
+
+    def write_raw(self, topic: str, stamp_ns: int, msgtype: str, rawdata: bytes) -> None:
+        """Write an already serialised CDR message (e.g. recorded, or from ``rclpy.serialization``) of a type the
+        Jazzy typestore knows (``sensor_msgs/msg/Image`` …) at ``stamp_ns``, unchanged."""
+        self._check_open()
+        stamp_ns = messages.check_stamp(stamp_ns)
+        if msgtype not in self._types:
+            raise ValueError(f"message type {msgtype!r} is not in the ROS 2 Jazzy typestore")
+        self._writer.write(self._connection(topic, msgtype), stamp_ns, bytes(rawdata))
         self._counts[topic] += 1
 
     def _check_open(self) -> None:

@@ -119,3 +119,31 @@ def encode_image(array: np.ndarray) -> tuple[str, int, int, int, bytes]:
     array = np.ascontiguousarray(array)
     height, width = array.shape[:2]
     return encoding, height, width, array.strides[0], array.tobytes()
+
+
+# single-channel encodings → numpy dtype of one pixel (little-endian; flipped by is_bigendian)
+SCALAR_ENCODINGS: dict[str, str] = {"32FC1": "<f4", "16UC1": "<u2", "mono16": "<u2", "mono8": "u1", "8UC1": "u1"}
+
+
+def decode_scalar_image(encoding: str, width: int, height: int, step: int, is_bigendian: bool,
+                        data: bytes | bytearray | memoryview | np.ndarray,
+                        max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A single-channel Image payload (depth 32FC1 / 16UC1, labels mono8) → HxW array in its native type.
+
+    Returns float32 (32FC1), uint16 (16UC1, mono16) or uint8 (mono8, 8UC1), native byte order, a copy.
+    Honours ``step`` row padding and ``is_bigendian``; raises :class:`InputError` like :func:`decode_image`.
+    """
+    if encoding not in SCALAR_ENCODINGS:
+        raise InputError("unknown_encoding", f"expected a single-channel image ({', '.join(SCALAR_ENCODINGS)}), "
+                                             f"got encoding {encoding!r}")
+    check_size(width, height, max_pixels)
+    dtype = np.dtype(SCALAR_ENCODINGS[encoding])
+    if is_bigendian and dtype.itemsize > 1:
+        dtype = dtype.newbyteorder(">")
+    buffer = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
+    if step < width * dtype.itemsize:
+        raise InputError("bad_step", f"step {step} < width {width} × {dtype.itemsize} bytes per pixel ({encoding})")
+    if buffer.size < step * height:
+        raise InputError("short_data", f"{buffer.size} bytes of data < step {step} × height {height}")
+    rows = buffer[: step * height].reshape(height, step)[:, : width * dtype.itemsize]
+    return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder("="))

@@ -61,6 +61,37 @@ def points_to_cloud(data: bytes, count: int, header: Header) -> PointCloud2:
     return msg
 
 
+def output_topics(metric: bool) -> dict[str, tuple[str, type]]:
+    """The node's outputs: key (as in :data:`.outputs.OUTPUT_KEYS`) → (relative topic name, message class).
+
+    Depth and points carry metres on ``depth`` / ``points`` only when ``metric``; otherwise they go to
+    ``depth/relative`` / ``points/relative`` (model units, never labelled metres).
+    """
+    return {"depth": ("depth" if metric else "depth/relative", Image),
+            "depth_info": ("depth/camera_info", CameraInfo), "depth_color": ("depth/color", Image),
+            "semantic": ("semantic", Image), "semantic_color": ("semantic/color", Image),
+            "overlay": ("semantic/overlay", Image),
+            "points": ("points" if metric else "points/relative", PointCloud2)}
+
+
+def output_messages(outputs: dict, header: Header, camera_info: CameraInfo | None,
+                    geometry: CameraGeometry | None, wanted: set[str]) -> dict:
+    """Messages of one frame's rendered outputs (:func:`.outputs.render`), each with the input's ``header``.
+
+    ``camera_info``/``geometry``: the input's CameraInfo and the geometry at the output size (None without one);
+    ``depth_info`` is made only when wanted and both are given. Returns key → message, in publishing order.
+    """
+    out = {}
+    for key in ("depth", "depth_color", "semantic", "semantic_color", "overlay"):
+        if key in outputs:
+            out[key] = array_to_image(outputs[key], header)
+    if "depth_info" in wanted and camera_info is not None and geometry is not None:
+        out["depth_info"] = camera_info_for(camera_info, geometry, header)
+    if "points" in outputs:
+        out["points"] = points_to_cloud(*outputs["points"], header)
+    return out
+
+
 def labels_message() -> String:
     """The label metadata as JSON in a std_msgs/String (vision_msgs has no wheel), published latched.
 

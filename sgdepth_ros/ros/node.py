@@ -24,7 +24,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
 from . import messages
@@ -157,12 +157,8 @@ class SGDepthNode(LifecycleNode):
         p = self._values()
         metric = self.predictor.is_metric
         out_qos = _qos(p["output_qos_reliability"], p["output_qos_depth"])
-        topics = {"depth": ("depth" if metric else "depth/relative", Image),
-                  "depth_info": ("depth/camera_info", CameraInfo), "depth_color": ("depth/color", Image),
-                  "semantic": ("semantic", Image), "semantic_color": ("semantic/color", Image),
-                  "overlay": ("semantic/overlay", Image),
-                  "points": ("points" if metric else "points/relative", PointCloud2)}
-        self._pubs = {key: self.create_publisher(kind, topic, out_qos) for key, (topic, kind) in topics.items()}
+        self._pubs = {key: self.create_publisher(kind, topic, out_qos)
+                      for key, (topic, kind) in messages.output_topics(metric).items()}
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         labels_pub = self.create_publisher(String, "semantic/labels", latched)
@@ -280,14 +276,9 @@ class SGDepthNode(LifecycleNode):
         geometry = scale_geometry(camera[1], width, height) if camera else None
         settings = RenderSettings(**{name: self._param(name) for name in RenderSettings.__dataclass_fields__})
         outputs = render(prediction, wanted, settings, geometry)
-        header = frame.msg.header
-        for key in ("depth", "depth_color", "semantic", "semantic_color", "overlay"):
-            if key in outputs:
-                self._pubs[key].publish(messages.array_to_image(outputs[key], header))
-        if "depth_info" in wanted and geometry is not None:
-            self._pubs["depth_info"].publish(messages.camera_info_for(camera[0], geometry, header))
-        if "points" in outputs:
-            self._pubs["points"].publish(messages.points_to_cloud(*outputs["points"], header))
+        for key, msg in messages.output_messages(outputs, frame.msg.header, camera[0] if camera else None,
+                                                 geometry, wanted).items():
+            self._pubs[key].publish(msg)
         latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6
         self.stats.processed(latency_ms, sum(prediction.timings.values()))
 

@@ -27,13 +27,14 @@ TOPIC_TYPES = {"depth": Image, "depth/relative": Image, "depth/camera_info": Cam
 
 class Probe(Node):
     def __init__(self, outputs: list[str], name: str = "sgdepth_probe", namespace: str = "",
-                 input_reliability: str = "reliable", compressed: bool = False):
+                 input_reliability: str = "reliable", compressed: bool = False, image_topic: str | None = None,
+                 info_topic: str = "camera_info"):
         super().__init__(name, namespace=namespace)
         policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=10, reliability=policy)
-        self.image_pub = (self.create_publisher(CompressedImage, "image/compressed", qos) if compressed
-                          else self.create_publisher(Image, "image", qos))
-        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        image_topic = image_topic or ("image/compressed" if compressed else "image")
+        self.image_pub = self.create_publisher(CompressedImage if compressed else Image, image_topic, qos)
+        self.info_pub = self.create_publisher(CameraInfo, info_topic, qos)
         self.messages: dict[str, list] = defaultdict(list)
         self._subs = [self.create_subscription(TOPIC_TYPES[t], t, self._recorder(t), QoSProfile(depth=50))
                       for t in outputs]

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .arg_types import batch_size, count, multiple_of_32, positive_float
+from sgdepth_ros.commands.arg_types import batch_size, count, multiple_of_32, positive_float
 
 
 def _scale(text: str) -> str | float:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .arg_types import batch_size, count, multiple_of_32
+from sgdepth_ros.commands.arg_types import batch_size, count, multiple_of_32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arg_types import size
+from sgdepth_ros.commands.arg_types import size
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

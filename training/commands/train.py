@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .arg_types import size
+from sgdepth_ros.commands.arg_types import size
 
 # command-line flag → TrainConfig field, for the plain overrides (None = keep the preset's value)
 _OVERRIDES = {

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from sgdepth_ros.labels import CLASS_NAMES
 
-from .depth_metrics import METRIC_NAMES
+from sgdepth_ros.metrics.depth import METRIC_NAMES
 from .runner import DepthEvalResult, SegEvalResult
 
 __all__ = ["format_ratios", "format_depth_table", "format_seg_table", "checkpoint_info", "depth_report",

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .depth_metrics import (MAX_DEPTH_EVAL, MIN_DEPTH_EVAL, PROTOCOLS, disp_to_depth, evaluation_mask,
-                            image_metrics, mean_metrics, ratio_summary)
+from sgdepth_ros.metrics.depth import (MAX_DEPTH_EVAL, MIN_DEPTH_EVAL, PROTOCOLS, disp_to_depth, evaluation_mask,
+                                       image_metrics, mean_metrics, ratio_summary)
+from sgdepth_ros.metrics.segmentation import SegConfusion, seg_scores
+
 from ..network import normalize
-from .seg_metrics import SegConfusion, seg_scores
 
 __all__ = ["REGIONS", "collate_eval", "eval_mode",
            "DepthEvalResult", "SegEvalResult", "evaluate_depth", "evaluate_segmentation"]

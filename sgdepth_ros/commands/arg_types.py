@@ -1,4 +1,4 @@
-"""argparse value types shared by the offline commands."""
+"""argparse value types shared by the commands (runtime and offline)."""
 from __future__ import annotations
 
 import argparse

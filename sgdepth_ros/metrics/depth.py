@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from sgdepth_ros.postprocess import disparity_to_depth as disp_to_depth
+from ..postprocess import disparity_to_depth as disp_to_depth
 
 __all__ = [
     "GARG_CROP", "METRIC_NAMES", "PROTOCOLS", "MIN_DEPTH_EVAL", "MAX_DEPTH_EVAL", "garg_crop", "evaluation_mask",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sgdepth_ros.labels import CLASS_NAMES, NUM_CLASSES
+from ..labels import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["VOID_ID", "SegConfusion", "seg_scores"]
 

@@ -1,0 +1,1 @@
+"""Bag replay evaluation: offline and live accuracy, latency and output bags."""

@@ -1,0 +1,224 @@
+"""Live replay: play the bag over DDS to a real ``sgdepth_node`` process and record what it publishes.
+
+The node runs as its own process on an isolated loopback graph (random ROS_DOMAIN_ID) under ``namespace``, its
+inputs remapped to the bag's topics. This process plays the recorded image and CameraInfo messages verbatim at
+the bag's pace × ``rate`` (and ``/clock`` = bag time when ``use_sim_time``), subscribes to the outputs and pairs
+them with their frame by header stamp.
+
+A frame is *delivered* when its depth and semantic images arrived (latency = arrival of its last output − the wall
+time it was sent, both on this process's clock); it is *dropped* when a newer frame's outputs arrived first (the
+node keeps only the newest frame while busy) or nothing came within ``drain_s`` after the last frame. The node's
+own counters (frames received / processed / dropped, its stamp→publish latency) come from ``/diagnostics``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .frames import ReplayFrame
+from .recorder import FrameRecorder
+
+# node output key → topic relative to the node's namespace (depth/points: metric or relative names)
+REQUIRED = ("depth", "semantic")
+
+
+@dataclass
+class LiveSettings:
+    """model: checkpoint path; rate: multiple of the bag's pace (> 0); use_sim_time: publish /clock and run the node
+    on it; namespace: the node's; node_params: extra node parameters (override the defaults below);
+    drain_s: how long to wait for outputs after the last frame."""
+
+    model: str
+    rate: float = 1.0
+    use_sim_time: bool = False
+    namespace: str = "/sgdepth"
+    metric: bool = False
+    scale_factor: float | None = None
+    device: str = "auto"
+    node_params: dict = field(default_factory=dict)
+    drain_s: float = 10.0
+    startup_timeout_s: float = 300.0
+
+    def params(self) -> dict:
+        """The node's parameters for a replay (scores need depth and labels at the camera's size)."""
+        params = {"model_path": self.model, "device": self.device, "output_resolution": "input",
+                  "scale_mode": "fixed" if self.metric else "relative", "scale_factor": self.scale_factor or 0.0,
+                  "input_qos_reliability": "reliable", "output_qos_depth": 10, "log_period_sec": 0.0,
+                  "diagnostics_period_sec": 0.5, "use_sim_time": self.use_sim_time}
+        params.update(self.node_params)
+        return params
+
+
+@dataclass
+class _Pending:
+    frame: ReplayFrame
+    sent_ns: int
+    outputs: dict = field(default_factory=dict)  # key → (arrival ns, message)
+
+
+class LiveReplay:
+    """Start the node, play frames, collect outputs: ``with LiveReplay(settings, output_keys, …) as live:``."""
+
+    def __init__(self, settings: LiveSettings, output_topics: dict[str, str], image_topic: str,
+                 info_topic: str | None, compressed: bool):
+        if not settings.rate > 0:
+            raise ValueError(f"rate must be > 0, got {settings.rate}")
+        self.settings = settings
+        self.output_topics = output_topics  # key → topic relative to the namespace
+        self.image_topic, self.info_topic, self.compressed = image_topic, info_topic, compressed
+        self.node = self.probe = None
+        self.node_output = ""
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def __enter__(self) -> "LiveReplay":
+        import rclpy
+
+        from ..ros.launcher import NodeProcess, ros_environment
+        from ..ros.probe import Probe
+
+        env = ros_environment()
+        os.environ.update(env)  # this process joins the same isolated graph
+        image_remap = "image/compressed" if self.compressed else "image"
+        remaps = ["-r", f"{image_remap}:={self.image_topic}", "-r", f"__ns:={self.settings.namespace}"]
+        if self.info_topic:
+            remaps += ["-r", f"camera_info:={self.info_topic}"]
+        self.node = NodeProcess(self.settings.params(), env, extra_args=tuple(remaps)).start()
+        rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
+        self.probe = Probe(list(self.output_topics.values()), name="sgdepth_replay",
+                           namespace=self.settings.namespace, compressed=self.compressed,
+                           image_topic=self.image_topic, info_topic=self.info_topic or "camera_info")
+        self._clock_pub = None
+        if self.settings.use_sim_time:
+            from rclpy.qos import QoSProfile
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_pub = self.probe.create_publisher(Clock, "/clock", QoSProfile(depth=10))
+        try:
+            self.node.wait_for_output("active:", timeout=self.settings.startup_timeout_s)
+            if not self.probe.wait_for_subscribers(60):
+                raise RuntimeError("the node's topics did not match within 60 s:\n" + self.node.output)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import rclpy
+
+        if self.probe is not None:
+            self.probe.destroy_node()
+            self.probe = None
+        rclpy.try_shutdown()
+        if self.node is not None:
+            self.node.stop()
+            self.node_output = self.node.output
+
+    # -- playing -----------------------------------------------------------------------------------
+
+    def play(self, frames: Iterable[ReplayFrame], recorder: FrameRecorder, progress=None) -> dict:
+        """Play every frame at its bag time / rate; hand delivered frames to ``recorder``.
+
+        Returns ``{"sent", "delivered", "dropped", "incomplete", "latency_ms" (send → last output of each delivered
+        frame), "depth_latency_ms" (send → depth), "wall_s" (first send → last delivery), "node": the final
+        diagnostics, "node_alive": bool}``.
+        """
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        probe = self.probe
+        image_type = CompressedImage if self.compressed else Image
+        pending: dict[int, _Pending] = {}
+        self._stats = {"sent": 0, "delivered": 0, "dropped": 0, "incomplete": 0}
+        self._latency, self._depth_latency = [], []
+        self._last_delivery: float | None = None
+        start_wall = time.monotonic()
+        origin = None  # (first stamp, wall time it was due)
+        for frame in frames:
+            if origin is None:
+                origin = (frame.stamp_ns, time.monotonic())
+            due = origin[1] + (frame.stamp_ns - origin[0]) / 1e9 / self.settings.rate
+            self._spin_until(due, origin, pending, recorder)
+            recorder.write_inputs(frame)
+            self._publish_clock(frame.stamp_ns)
+            if frame.info_raw is not None:
+                probe.info_pub.publish(deserialize_message(frame.info_raw, CameraInfo))
+            probe.image_pub.publish(deserialize_message(frame.image_raw, image_type))
+            pending[frame.stamp_ns] = _Pending(frame, probe.get_clock().now().nanoseconds)
+            self._stats["sent"] += 1
+            if progress is not None:
+                progress.update(1)
+            if self.node.returncode is not None:
+                raise RuntimeError(f"sgdepth_node exited with {self.node.returncode} during the replay:\n"
+                                   + self.node.output[-2000:])
+        deadline = time.monotonic() + self.settings.drain_s
+        while pending and time.monotonic() < deadline:
+            self._spin_until(time.monotonic() + 0.1, origin, pending, recorder)
+        self._spin_until(time.monotonic() + 2 * self.settings.params()["diagnostics_period_sec"], origin,
+                         pending, recorder)  # a diagnostics message after the last frame
+        for stamp in sorted(pending):
+            self._finish(pending.pop(stamp), recorder)
+        last = self._last_delivery or time.monotonic()
+        return {**self._stats, "latency_ms": self._latency, "depth_latency_ms": self._depth_latency,
+                "wall_s": last - start_wall, "node": probe.latest_diagnostics(),
+                "node_alive": self.node.returncode is None}
+
+    def _spin_until(self, wall_deadline: float, origin, pending: dict, recorder: FrameRecorder) -> None:
+        import rclpy
+
+        while True:
+            remaining = wall_deadline - time.monotonic()
+            rclpy.spin_once(self.probe, timeout_sec=max(0.0, min(0.01, remaining)))
+            if origin is not None:
+                self._publish_clock(origin[0] + int((time.monotonic() - origin[1]) * self.settings.rate * 1e9))
+            self._collect(pending, recorder)
+            if remaining <= 0:
+                return
+
+    def _publish_clock(self, stamp_ns: int) -> None:
+        if self._clock_pub is None:
+            return
+        from builtin_interfaces.msg import Time
+        from rosgraph_msgs.msg import Clock
+
+        if stamp_ns <= getattr(self, "_last_clock", -1):
+            return
+        self._last_clock = stamp_ns
+        sec, nanosec = divmod(stamp_ns, 1_000_000_000)
+        self._clock_pub.publish(Clock(clock=Time(sec=sec, nanosec=nanosec)))
+
+    def _collect(self, pending: dict, recorder: FrameRecorder) -> None:
+        """Move arrived outputs to their frames; finish complete frames; drop frames a newer one overtook."""
+        from .frames import header_stamp_ns
+
+        for key, topic in self.output_topics.items():
+            arrived = self.probe.messages[topic]
+            for arrival_ns, msg in arrived:
+                entry = pending.get(header_stamp_ns(msg))
+                if entry is not None:
+                    entry.outputs[key] = (arrival_ns, msg)
+            arrived.clear()
+        finished = [stamp for stamp, entry in pending.items() if len(entry.outputs) == len(self.output_topics)]
+        for stamp in sorted(finished):
+            self._finish(pending.pop(stamp), recorder)
+        if finished:  # the node works newest-first: an older frame still waiting now will never come
+            newest = max(finished)
+            for stamp in sorted(s for s in pending if s < newest):
+                self._finish(pending.pop(stamp), recorder)
+
+    def _finish(self, entry: _Pending, recorder: FrameRecorder) -> None:
+        """Score a frame whose depth and labels arrived (``delivered``; ``incomplete`` too when another output is
+        missing); a frame without them is ``dropped``."""
+        if not all(key in entry.outputs for key in REQUIRED):
+            self._stats["dropped"] += 1
+            return
+        if len(entry.outputs) < len(self.output_topics):
+            self._stats["incomplete"] += 1
+        latency = (max(t for t, _ in entry.outputs.values()) - entry.sent_ns) / 1e6
+        self._latency.append(latency)
+        self._depth_latency.append((entry.outputs["depth"][0] - entry.sent_ns) / 1e6)
+        recorder.add(entry.frame, {key: msg for key, (_, msg) in entry.outputs.items()}, latency)
+        self._stats["delivered"] += 1
+        self._last_delivery = time.monotonic()
