@@ -23,7 +23,7 @@ from ros_payloads import ALL_ENCODINGS, encode, smooth_rgb
 from sgdepth_ros.model import save_checkpoint
 from sgdepth_ros.preprocess import resize_rgb
 from sgdepth_ros.ros.launcher import NodeProcess, ros_environment
-from sgdepth_ros.ros.messages import stamp_ns
+from sgdepth_ros.ros.sync import stamp_ns
 from sgdepth_ros.ros.pointcloud import unpack_points
 
 import rclpy  # part of the test environment (requirements-ros.txt): never skipped

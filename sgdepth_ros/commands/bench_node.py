@@ -76,7 +76,7 @@ def _messages(rgb: np.ndarray, probe):
 
 def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
     """Publish ``frames`` frames (rate None = closed loop) → latency lists (ms) and counts."""
-    from ..ros.messages import stamp_ns
+    from ..ros.sync import stamp_ns
 
     for topic in OUTPUTS:
         probe.messages[topic].clear()
@@ -108,7 +108,7 @@ def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
 
 
 def _arrivals(probe, topic: str) -> dict[int, int]:
-    from ..ros.messages import stamp_ns
+    from ..ros.sync import stamp_ns
 
     return {stamp_ns(m.header): t for t, m in probe.messages[topic]}
 

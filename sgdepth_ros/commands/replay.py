@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bag import BagWriter
     from ..default_model import default_model_path
-    from ..model import load_checkpoint
+    from ..model import read_metadata
     from .bench import machine_description
     from ..replay.evaluate import EvalSettings, ReplayEvaluator
     from ..replay.frames import FrameReader
@@ -154,11 +154,11 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(error))
         if not topics.camera_info:
             return _fail("LiDAR ground truth needs a CameraInfo topic (--camera-info)")
-    image_count = next(t.count for t in bag_topics if t.name == topics.image)
+    image_topic = next(t for t in bag_topics if t.name == topics.image)
+    image_count = image_topic.count
     total = min(image_count, args.max_frames or image_count)
 
-    checkpoint_meta = load_checkpoint(model).metadata
-    scale = args.scale_factor or (checkpoint_meta.get("scale") or {}).get("factor")
+    scale = args.scale_factor or (read_metadata(model).get("scale") or {}).get("factor")  # metres per model unit
     out = Path(args.out)
     bag_out = _prepare_out(out, f"{Path(args.bag).name.removesuffix('.mcap').removesuffix('.db3')}_replay",
                            args.overwrite)
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             from ..replay.offline import run_offline
 
             predictor = Predictor(model, device=args.device, backend=args.backend, output_resolution="input",
-                                  scale_factor=args.scale_factor)
+                                  scale_factor=scale, checkpoint_scale=False)
             description = predictor.describe()
             result = run_offline(frames, predictor, recorder, bar)
         else:
@@ -194,8 +194,7 @@ def run(args: argparse.Namespace) -> int:
             settings = LiveSettings(str(model.resolve()), args.rate, args.use_sim_time, namespace, bool(scale),
                                     args.scale_factor, args.device, node_params, args.drain)
             with LiveReplay(settings, {k: t for k, (t, _) in keys.items()}, topics.image, topics.camera_info,
-                            compressed=next(t.msgtype for t in bag_topics if t.name == topics.image) == COMPRESSED
-                            ) as live:
+                            compressed=image_topic.msgtype == COMPRESSED) as live:
                 result = live.play(frames, recorder, bar)
             description = _node_model_line(live.node_output) or str(model)
             if not result["node_alive"]:

@@ -19,8 +19,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..bag.reader import BagMessage, read_messages
-from ..ros.camera_model import check_geometry
-from ..ros.image_codec import DEFAULT_MAX_PIXELS, InputError, decode_compressed, decode_image, decode_scalar_image
+from ..ros.camera_model import CameraGeometry, check_geometry
+from ..ros.image_codec import (DEFAULT_MAX_PIXELS, InputError, decode_compressed, image_message_to_rgb,
+                                scalar_message_to_array)
+from ..ros.sync import stamp_ns
 from .lidar import message_xyz, project_to_depth
 from .topics import COMPRESSED, ReplayTopics
 
@@ -33,7 +35,7 @@ class ReplayFrame:
 
     index: 0-based position among the bag's images; stamp_ns: header stamp (int ns); frame_id: the image's.
     image_msg / image_raw: the recorded message (rosbags object) and its CDR bytes; rgb: HxWx3 uint8 RGB.
-    info_msg / info_raw: the paired CameraInfo or None; K: its 3x3 intrinsics (pixels) or None.
+    info_msg / info_raw: the paired CameraInfo or None; geometry: its validated intrinsics (:attr:`K` as 3x3).
     depth_gt: HxW float32 metres, 0 = no ground truth (dense image or projected LiDAR), or None.
     labels_gt: HxW uint8 Cityscapes trainIds (255 = ignore), or None. gt_source: "dense", "lidar" or None.
     gt_raw: the ground-truth messages used, as ``(topic, msgtype, header stamp ns, CDR bytes)``, for the output bag.
@@ -48,29 +50,28 @@ class ReplayFrame:
     rgb: np.ndarray
     info_msg: Any = None
     info_raw: bytes | None = None
-    K: np.ndarray | None = None
+    geometry: CameraGeometry | None = None
     depth_gt: np.ndarray | None = None
     labels_gt: np.ndarray | None = None
     gt_source: str | None = None
     gt_raw: list = field(default_factory=list)
 
-
-def header_stamp_ns(msg) -> int:
-    """``msg.header.stamp`` as integer nanoseconds (rosbags and rclpy messages alike)."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+    @property
+    def K(self) -> np.ndarray | None:
+        """3x3 float64 intrinsics in pixels, or None without a CameraInfo."""
+        return None if self.geometry is None else np.asarray(self.geometry.k, np.float64).reshape(3, 3)
 
 
 def decode_rgb(msg, msgtype: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An Image or CompressedImage message → HxWx3 uint8 RGB (raises InputError)."""
     if msgtype == COMPRESSED:
         return decode_compressed(msg.data, max_pixels)
-    return decode_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data, max_pixels)
+    return image_message_to_rgb(msg, max_pixels)
 
 
 def decode_depth(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A depth Image → HxW float32 metres, 0 where invalid (REP 118: 32FC1 metres with NaN/inf, or 16UC1 mm)."""
-    array = decode_scalar_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,
-                                max_pixels)
+    array = scalar_message_to_array(msg, max_pixels)
     if msg.encoding in ("16UC1", "mono16"):
         return array.astype(np.float32) / np.float32(1000.0)
     if msg.encoding != "32FC1":
@@ -82,8 +83,7 @@ def decode_labels(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A mono8/8UC1 label Image (Cityscapes trainIds, 255 = ignore) → HxW uint8."""
     if msg.encoding not in ("mono8", "8UC1"):
         raise InputError("unknown_encoding", f"labels must be mono8 trainIds, got {msg.encoding!r}")
-    return decode_scalar_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,
-                               max_pixels)
+    return scalar_message_to_array(msg, max_pixels)
 
 
 class FrameReader:
@@ -124,7 +124,7 @@ class FrameReader:
                 self.messages += 1
                 role = self._roles[message.topic]
                 try:
-                    stamp = header_stamp_ns(message.msg)
+                    stamp = stamp_ns(message.msg.header)
                 except AttributeError:
                     self.unreadable[f"{role}_without_header"] += 1
                     continue
@@ -190,7 +190,7 @@ class FrameReader:
                     raise InputError("camera_info_size", f"CameraInfo {geometry.width}x{geometry.height} "
                                                          f"≠ image {width}x{height}")
                 frame.info_msg, frame.info_raw = info.msg, info.rawdata
-                frame.K = np.asarray(geometry.k, np.float64).reshape(3, 3)
+                frame.geometry = geometry
             except InputError as error:
                 self.unreadable[error.kind] += 1
         if "depth_gt" in self._stores:
@@ -224,7 +224,7 @@ class FrameReader:
         if cloud is None:
             self.unreadable["lidar_missing"] += 1
             return None
-        if frame.K is None:
+        if frame.geometry is None:
             self.unreadable["lidar_without_camera_info"] += 1
             return None
         try:
@@ -232,6 +232,6 @@ class FrameReader:
         except ValueError:
             self.unreadable["lidar_bad_cloud"] += 1
             return None
-        frame.gt_raw.append((cloud.topic, cloud.msgtype, header_stamp_ns(cloud.msg), cloud.rawdata))
+        frame.gt_raw.append((cloud.topic, cloud.msgtype, stamp_ns(cloud.msg.header), cloud.rawdata))
         height, width = frame.rgb.shape[:2]
         return project_to_depth(points, self.camera_from_lidar, frame.K, width, height)

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..ros.sync import stamp_ns
 from .frames import ReplayFrame
 from .recorder import FrameRecorder
 
-# node output key → topic relative to the node's namespace (depth/points: metric or relative names)
+# outputs a frame needs to be scored (delivered); the others (colour views, points) only make it complete
 REQUIRED = ("depth", "semantic")
 
 
@@ -70,6 +71,8 @@ class LiveReplay:
         self.image_topic, self.info_topic, self.compressed = image_topic, info_topic, compressed
         self.node = self.probe = None
         self.node_output = ""
+        self._clock_pub = None
+        self._last_clock = -1  # newest /clock published (ns): the clock never goes back
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -90,7 +93,6 @@ class LiveReplay:
         self.probe = Probe(list(self.output_topics.values()), name="sgdepth_replay",
                            namespace=self.settings.namespace, compressed=self.compressed,
                            image_topic=self.image_topic, info_topic=self.info_topic or "camera_info")
-        self._clock_pub = None
         if self.settings.use_sim_time:
             from rclpy.qos import QoSProfile
             from rosgraph_msgs.msg import Clock
@@ -183,7 +185,7 @@ class LiveReplay:
         from builtin_interfaces.msg import Time
         from rosgraph_msgs.msg import Clock
 
-        if stamp_ns <= getattr(self, "_last_clock", -1):
+        if stamp_ns <= self._last_clock:
             return
         self._last_clock = stamp_ns
         sec, nanosec = divmod(stamp_ns, 1_000_000_000)
@@ -191,12 +193,10 @@ class LiveReplay:
 
     def _collect(self, pending: dict, recorder: FrameRecorder) -> None:
         """Move arrived outputs to their frames; finish complete frames; drop frames a newer one overtook."""
-        from .frames import header_stamp_ns
-
         for key, topic in self.output_topics.items():
             arrived = self.probe.messages[topic]
             for arrival_ns, msg in arrived:
-                entry = pending.get(header_stamp_ns(msg))
+                entry = pending.get(stamp_ns(msg.header))
                 if entry is not None:
                     entry.outputs[key] = (arrival_ns, msg)
             arrived.clear()

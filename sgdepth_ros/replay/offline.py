@@ -10,7 +10,7 @@ import time
 from typing import Iterable
 
 from ..predictor import Predictor
-from ..ros.camera_model import check_geometry, scale_geometry
+from ..ros.camera_model import scale_geometry
 from ..ros.outputs import OUTPUT_KEYS, RenderSettings, render
 from .frames import ReplayFrame
 from .recorder import FrameRecorder
@@ -36,9 +36,8 @@ def output_messages_for(frame: ReplayFrame, predictor: Predictor, settings: Rend
     prediction = predictor.predict(frame.rgb)
     height, width = (prediction.depth if prediction.depth is not None else prediction.labels).shape
     geometry = info = None
-    if frame.info_msg is not None:
-        source = check_geometry(frame.info_msg.width, frame.info_msg.height, frame.info_msg.k, frame.info_msg.p)
-        geometry = scale_geometry(source, width, height)
+    if frame.geometry is not None:  # validated by the frame reader
+        geometry = scale_geometry(frame.geometry, width, height)
         info = deserialize_message(frame.info_raw, CameraInfo)
     outputs = render(prediction, set(OUTPUT_KEYS), settings, geometry)
     return output_messages(outputs, frame_header(frame), info, geometry, set(OUTPUT_KEYS)), \

@@ -10,21 +10,15 @@ the outputs under ``<namespace>/<topic>`` (``/sgdepth/depth`` …), all at the i
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..bag import BagWriter
-from ..ros.image_codec import decode_scalar_image
+from ..ros.image_codec import scalar_message_to_array
+from ..ros.sync import stamp_ns
 from .evaluate import ReplayEvaluator
-from .frames import ReplayFrame, header_stamp_ns
+from .frames import ReplayFrame
 from .preview import PreviewFrame
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
-
-
-def message_array(msg) -> np.ndarray:
-    """A single-channel output Image (depth 32FC1 or semantic mono8) → HxW array."""
-    return decode_scalar_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian),
-                               np.asarray(msg.data, dtype=np.uint8) if not isinstance(msg.data, bytes) else msg.data)
 
 
 class FrameRecorder:
@@ -65,8 +59,8 @@ class FrameRecorder:
         self.delivered += 1
         if frame.depth_gt is None and frame.labels_gt is None:
             self.without_ground_truth += 1
-        depth = message_array(outputs["depth"]) if "depth" in outputs else None
-        labels = message_array(outputs["semantic"]) if "semantic" in outputs else None
+        depth = scalar_message_to_array(outputs["depth"]) if "depth" in outputs else None
+        labels = scalar_message_to_array(outputs["semantic"]) if "semantic" in outputs else None
         record = {"index": frame.index, "stamp_ns": frame.stamp_ns}
         if latency_ms is not None:
             record["latency_ms"] = latency_ms
@@ -79,5 +73,5 @@ class FrameRecorder:
             for key, msg in outputs.items():
                 if key in self.topics:
                     topic, msgtype = self.topics[key]
-                    self.bag.write_raw(topic, header_stamp_ns(msg), msgtype, serialize_message(msg))
+                    self.bag.write_raw(topic, stamp_ns(msg.header), msgtype, serialize_message(msg))
         return record

@@ -147,3 +147,14 @@ def decode_scalar_image(encoding: str, width: int, height: int, step: int, is_bi
         raise InputError("short_data", f"{buffer.size} bytes of data < step {step} × height {height}")
     rows = buffer[: step * height].reshape(height, step)[:, : width * dtype.itemsize]
     return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder("="))
+
+
+def image_message_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A sensor_msgs/Image (rclpy or rosbags object: only its fields are read) → HxWx3 uint8 RGB."""
+    return decode_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data, max_pixels)
+
+
+def scalar_message_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A single-channel sensor_msgs/Image (rclpy or rosbags object) → HxW array (see :func:`decode_scalar_image`)."""
+    return decode_scalar_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,
+                               max_pixels)

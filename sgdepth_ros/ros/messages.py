@@ -10,26 +10,10 @@ from std_msgs.msg import Header, String
 
 from ..labels import CLASSES, DYNAMIC_TRAIN_IDS, IGNORE_ID
 from .camera_model import CameraGeometry, check_geometry
-from .image_codec import decode_compressed, decode_image, encode_image
+from .image_codec import encode_image
 from .pointcloud import FIELDS, POINT_DTYPE
 
 LABELS_FORMAT = "sgdepth_ros/labels/v1"
-
-
-def stamp_ns(header: Header) -> int:
-    """A header's stamp as integer nanoseconds (the key for pairing, ordering and latency)."""
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
-    """sensor_msgs/Image → HxWx3 uint8 RGB (raises InputError with a counter kind)."""
-    return decode_image(msg.encoding, msg.width, msg.height, msg.step, bool(msg.is_bigendian), msg.data,
-                        max_pixels)
-
-
-def compressed_to_rgb(msg, max_pixels: int) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) → HxWx3 uint8 RGB."""
-    return decode_compressed(msg.data, max_pixels)
 
 
 def array_to_image(array: np.ndarray, header: Header) -> Image:

@@ -30,11 +30,11 @@ from std_msgs.msg import String
 from . import messages
 from .camera_model import scale_geometry
 from .frame_slot import LatestSlot
-from .image_codec import InputError
+from .image_codec import InputError, decode_compressed, image_message_to_rgb
 from .outputs import RenderSettings, render
 from .params import PARAMS, validate, validate_together
 from .stats import NodeStats, RateLimitedLog, StampOrder
-from .sync import StampCache
+from .sync import StampCache, stamp_ns
 
 NODE_NAME = "sgdepth"
 _TOGGLES = {"depth": "publish_depth", "depth_info": "publish_depth", "depth_color": "publish_depth_color",
@@ -213,7 +213,7 @@ class SGDepthNode(LifecycleNode):
     # ---- executor thread: cheap checks only ----------------------------------------------------
     def _on_image(self, msg) -> None:
         self.stats.received()
-        stamp = messages.stamp_ns(msg.header)
+        stamp = stamp_ns(msg.header)
         kind = self._stamps.check(stamp)
         if kind:
             self._reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
@@ -230,7 +230,7 @@ class SGDepthNode(LifecycleNode):
         except InputError as error:
             self._reject(error.kind, f"camera_info discarded: {error}")
             return
-        self._camera_infos.add(messages.stamp_ns(msg.header), (msg, geometry))
+        self._camera_infos.add(stamp_ns(msg.header), (msg, geometry))
 
     def _reject(self, kind: str, message: str) -> None:
         self.stats.error(kind)
@@ -260,9 +260,9 @@ class SGDepthNode(LifecycleNode):
         max_pixels = self._param("max_image_pixels")
         try:
             if isinstance(frame.msg, CompressedImage):
-                rgb = messages.compressed_to_rgb(frame.msg, max_pixels)
+                rgb = decode_compressed(frame.msg.data, max_pixels)
             else:
-                rgb = messages.image_to_rgb(frame.msg, max_pixels)
+                rgb = image_message_to_rgb(frame.msg, max_pixels)
         except InputError as error:
             self._reject(error.kind, f"image discarded: {error}")
             return

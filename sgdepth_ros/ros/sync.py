@@ -12,6 +12,12 @@ from collections import OrderedDict
 from typing import Any
 
 
+def stamp_ns(header) -> int:
+    """A std_msgs/Header's stamp (rclpy or rosbags object) as integer nanoseconds: the key for pairing, ordering
+    and latency."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 class StampCache:
     def __init__(self, capacity: int = 32):
         self._items: OrderedDict[int, Any] = OrderedDict()
