@@ -2,6 +2,9 @@
 
 Both run the same ``InferenceGraph`` (full-resolution disparity + argmax labels over the 19
 trained classes) and take/return numpy arrays, so the predictor does not care which one runs.
+Each call names the tasks it wants ("depth", "segmentation" or both): only their decoder tails
+run. PyTorch skips the other tail directly; OpenVINO compiles one graph per task set, lazily
+on first use, and keeps it.
 """
 from __future__ import annotations
 
@@ -21,6 +24,15 @@ from .model import SGDepth
 LOG = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS = ("auto", "torch", "openvino")
+TASKS = ("depth", "segmentation")
+
+
+def task_set(tasks) -> tuple[str, ...]:
+    """Tasks in canonical order ("depth" before "segmentation"); ValueError unless a non-empty subset of TASKS."""
+    tasks = tuple(tasks)
+    if not tasks or set(tasks) - set(TASKS):
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
+    return tuple(t for t in TASKS if t in tasks)
 
 
 class BackendError(RuntimeError):
@@ -34,10 +46,10 @@ class InferenceGraph(nn.Module):
     the untrained void channel 19 is excluded from the argmax. Only the requested tails run.
     """
 
-    def __init__(self, model: SGDepth, tasks: tuple[str, ...]):
+    def __init__(self, model: SGDepth, tasks: tuple[str, ...] = TASKS):
         super().__init__()
         self.model = model
-        self.tasks = tuple(tasks)
+        self.tasks = task_set(tasks)
 
     def forward(self, x: torch.Tensor):
         out = self.model(x, tasks=self.tasks, all_scales=False)
@@ -70,25 +82,35 @@ def resolve_device(device: str) -> torch.device:
 
 
 class TorchBackend:
-    """Eager PyTorch on any device; fp16/bf16 only on CUDA."""
+    """Eager PyTorch on any device; fp16/bf16 only on CUDA.
+
+    model: the SGDepth network (moved to ``device`` and ``precision`` here); ``run`` builds the
+    inference graph of the asked tasks around it (a thin wrapper, no copy of the weights).
+    """
 
     name = "torch"
 
-    def __init__(self, graph: InferenceGraph, device: torch.device, precision: str = "fp32"):
+    def __init__(self, model: SGDepth, device: torch.device, precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision {precision!r}; valid: {sorted(PRECISIONS)}")
         if precision != "fp32" and device.type != "cuda":
             raise BackendError(f"precision {precision} needs a CUDA device; on the CPU use fp32")
         self.device, self.dtype = device, PRECISIONS[precision]
-        self.graph = graph.to(device=device, dtype=self.dtype).eval()
-        self.tasks = graph.tasks
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self._graphs: dict[tuple[str, ...], InferenceGraph] = {}
 
     @torch.inference_mode()
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, batch: np.ndarray, tasks=TASKS) -> dict[str, np.ndarray]:
+        """batch: [N,3,H,W] float32 normalised → {"disparity": [N,1,H,W] float32, "labels": [N,H,W] int64},
+        the keys of the asked tasks only."""
+        tasks = task_set(tasks)
+        graph = self._graphs.get(tasks)
+        if graph is None:
+            graph = self._graphs[tasks] = InferenceGraph(self.model, tasks)
         x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
-        outs = self.graph(x)
-        return _name_outputs(self.tasks, [o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy()
-                                          for o in outs])
+        outs = graph(x)
+        return _name_outputs(tasks, [o.float().cpu().numpy() if o.is_floating_point() else o.cpu().numpy()
+                                     for o in outs])
 
 
 def _name_outputs(tasks, arrays) -> dict[str, np.ndarray]:
@@ -105,49 +127,68 @@ def default_cache_dir() -> Path:
 class OpenVINOBackend:
     """OpenVINO on the CPU, fp32 (``INFERENCE_PRECISION_HINT=f32``: no silent reduced precision).
 
-    The converted graph is cached on disk, keyed by the checkpoint's weights, input size, tasks
-    and package versions, so later starts skip the conversion.
+    One compiled graph per task set (depth, segmentation, both), converted and compiled the first
+    time a call asks for it and kept for the backend's life. Converted graphs are also cached on
+    disk, keyed by the checkpoint's weights, input size, tasks and package versions, so later
+    starts skip the conversion.
     """
 
     name = "openvino"
 
-    def __init__(self, graph: InferenceGraph, input_hw: tuple[int, int], weights_key: str = "",
+    def __init__(self, model: SGDepth, input_hw: tuple[int, int], weights_key: str = "",
                  cache_dir: Path | None = None, threads: int | None = None):
         try:
             import openvino as ov
         except ImportError as exc:
             raise BackendError("backend 'openvino' needs the openvino package (pip install openvino)") from exc
-        self.tasks = graph.tasks
-        core = ov.Core()
-        key = hashlib.sha256(f"{weights_key}|{input_hw}|{graph.tasks}|{ov.__version__}|{__version__}"
-                             .encode()).hexdigest()[:20]
-        xml = (cache_dir or default_cache_dir()) / "openvino" / f"sgdepth_{key}.xml"
-        if xml.is_file():
-            model = core.read_model(str(xml))
-        else:
-            example = torch.zeros(1, 3, *input_hw)
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # tracing deprecation/tracer notes, not actionable here
-                model = ov.convert_model(graph.float().eval(), example_input=example)
-            try:
-                xml.parent.mkdir(parents=True, exist_ok=True)
-                tmp = xml.with_name(xml.stem + f".{os.getpid()}.xml")
-                ov.save_model(model, str(tmp), compress_to_fp16=False)
-                os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
-                os.replace(tmp, xml)
-            except OSError as exc:  # a read-only cache is not fatal
-                LOG.warning("could not cache the OpenVINO model in %s: %s", xml.parent, exc)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        self._ov = ov
+        self.core = ov.Core()
+        self.model = model.float().eval()
+        self.input_hw = tuple(input_hw)
+        self.weights_key = weights_key
+        self.cache_dir = (cache_dir or default_cache_dir()) / "openvino"
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self._compiled: dict[tuple[str, ...], tuple] = {}  # tasks → (compiled model, infer request)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """The compiled graph takes one image; a batch runs image by image (on a CPU a batch
-        brings no speed-up, it only saves the caller a loop)."""
+    def compiled(self, tasks=TASKS):
+        """(compiled model, infer request) of a task set, converting and compiling it on first use."""
+        tasks = task_set(tasks)
+        entry = self._compiled.get(tasks)
+        if entry is None:
+            compiled = self.core.compile_model(self._convert(tasks), "CPU", self.config)
+            entry = self._compiled[tasks] = (compiled, compiled.create_infer_request())
+        return entry
+
+    def _convert(self, tasks: tuple[str, ...]):
+        ov = self._ov
+        key = hashlib.sha256(f"{self.weights_key}|{self.input_hw}|{tasks}|{ov.__version__}|{__version__}"
+                             .encode()).hexdigest()[:20]
+        xml = self.cache_dir / f"sgdepth_{key}.xml"
+        if xml.is_file():
+            return self.core.read_model(str(xml))
+        example = torch.zeros(1, 3, *self.input_hw)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracing deprecation/tracer notes, not actionable here
+            model = ov.convert_model(InferenceGraph(self.model, tasks).eval(), example_input=example)
+        try:
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            tmp = xml.with_name(xml.stem + f".{os.getpid()}.xml")
+            ov.save_model(model, str(tmp), compress_to_fp16=False)
+            os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+            os.replace(tmp, xml)
+        except OSError as exc:  # a read-only cache is not fatal
+            LOG.warning("could not cache the OpenVINO model in %s: %s", xml.parent, exc)
+        return model
+
+    def run(self, batch: np.ndarray, tasks=TASKS) -> dict[str, np.ndarray]:
+        """As :meth:`TorchBackend.run`. The compiled graph takes one image; a batch runs image by image
+        (on a CPU a batch brings no speed-up, it only saves the caller a loop)."""
+        tasks = task_set(tasks)
+        compiled, request = self.compiled(tasks)
         parts = []
         for image in batch:
-            result = self.request.infer({0: image[None]})
-            parts.append([np.array(result[out]) for out in self.compiled.outputs])
-        return _name_outputs(self.tasks, [np.concatenate(p) for p in zip(*parts)])
+            result = request.infer({0: image[None]})
+            parts.append([np.array(result[out]) for out in compiled.outputs])
+        return _name_outputs(tasks, [np.concatenate(p) for p in zip(*parts)])

@@ -30,14 +30,47 @@ COMMANDS = {
                      "bag replay throughput (offline) and latency under load (live); writes docs/benchmarks.md"),
     "eval-depth": ("sgdepth_training.commands.eval_depth",
                    "depth metrics of a checkpoint on KITTI (Eigen / KITTI split / KITTI 2015) or the synthetic world"),
+    "eval-pose": ("sgdepth_training.commands.eval_pose",
+                  "ego-motion of a checkpoint's pose net: 5-frame-snippet ATE (KITTI odometry or a synthetic drive)"),
     "eval-seg": ("sgdepth_training.commands.eval_seg",
                  "segmentation mIoU of a checkpoint on Cityscapes (or the synthetic world's Cityscapes export)"),
 }
 
 
+TRAINING_PACKAGE = "sgdepth_training"
+
+
+def training_missing_message(what: str, error: ImportError) -> str:
+    """One line for a command that needs the offline tools (``sgdepth_training`` and its extras) when they are absent
+    (e.g. a runtime-only colcon install)."""
+    missing = error.name or str(error)
+    return (f"error: {what} needs the offline tools (the {TRAINING_PACKAGE} package and its extras), which this "
+            f"installation lacks ({missing} cannot be imported). Install them from the sgdepth_ros checkout with "
+            f"'pip install -e .[train,replay]'; the node, infer, convert and replay need only the runtime.")
+
+
+class _Unavailable:
+    """Stands in for a command module that cannot be imported here: any arguments, one clear line, exit 2."""
+
+    def __init__(self, name: str, error: ImportError):
+        self.name, self.error = name, error
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+
+    def run(self, args: argparse.Namespace) -> int:
+        print(training_missing_message(f"'sgdepth-ros {self.name}'", self.error), file=sys.stderr)
+        return 2
+
+
 def _command_module(name: str):
     module = COMMANDS[name][0]
-    return importlib.import_module(module if "." in module else f"sgdepth_ros.commands.{module}")
+    if "." not in module:
+        return importlib.import_module(f"sgdepth_ros.commands.{module}")
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:  # a runtime-only install: the offline commands (or their extras) are absent
+        return _Unavailable(name, error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,9 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _command_module(name).add_arguments(p)
+        command = _command_module(name)
+        if isinstance(command, _Unavailable):  # takes any arguments as they are, to say what is missing
+            p = sub.add_parser(name, help=f"(not installed here) {help_text}", prefix_chars="\x01", add_help=False)
+        else:
+            p = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_arguments(p)
     return parser
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run one subcommand with its own arguments (``sgdepth-ros NAME ARGV…``) in this process → its exit code.
+
+    For a command that builds on another (``demo`` runs ``replay``) without importing its module.
+    """
+    parser = argparse.ArgumentParser(prog=f"sgdepth-ros {name}")
+    module = _command_module(name)
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from .backends import BackendError
         from .model import CheckpointError
 
-        if isinstance(exc, (CheckpointError, BackendError, ValueError, FileNotFoundError, FileExistsError)):
+        if isinstance(exc, (CheckpointError, BackendError, ValueError, OSError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import (BACKENDS, BackendError, InferenceGraph, OpenVINOBackend, TorchBackend,
-                       resolve_device)
+from .backends import BACKENDS, TASKS, BackendError, OpenVINOBackend, TorchBackend, resolve_device, task_set
 from .model import load_checkpoint
-from .model.checkpoint import file_sha256
+from .model.checkpoint import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, file_sha256
+from .pinhole import rescale_matrix
 from .postprocess import disparity_to_depth, resize_bilinear, resize_labels
 from .preprocess import as_rgb8, normalize, resize_rgb
+from .scale import DEFAULT_SCALE_MODE, ScaleSource, resolve_scale
 
 LOG = logging.getLogger(__name__)
 OUTPUT_RESOLUTIONS = ("network", "input")
-TASKS = ("depth", "segmentation")
 
 
 @dataclass
@@ -32,12 +32,16 @@ class Prediction:
     """One image's result.
 
     depth: HxW float32 — metres when ``is_metric`` (a scale factor was applied), else model units
-        (SGDepth's relative depth in (0.1, 100), correct only up to an unknown scale).
-    disparity: HxW float32 — the network's normalised disparity in (0, 1) (near = large).
+        (SGDepth's relative depth in (0.1, 100), correct only up to an unknown scale); None when the
+        depth task was not run.
+    disparity: HxW float32 — the network's normalised disparity in (0, 1) (near = large), or None.
     labels: HxW uint8 Cityscapes trainIds 0..18, or None when segmentation was not run.
     image: HxWx3 uint8 RGB input at the output resolution (ready for overlays).
     timings: milliseconds per stage (preprocess, forward, postprocess) for this call; a batched
         call reports the whole batch's times on each of its predictions.
+    scale: metres per model unit applied to ``depth`` (None: relative depth). With scale_mode
+        ``camera_height`` it is the filtered estimate after this frame, so ``is_metric`` can be False on the
+        first frames or while no road is in view.
     """
 
     depth: np.ndarray | None
@@ -46,6 +50,7 @@ class Prediction:
     is_metric: bool
     image: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    scale: float | None = None
 
 
 class Predictor:
@@ -58,12 +63,15 @@ class Predictor:
         input_size: network input (width, height), multiples of 32; default from the checkpoint
             metadata (640×192 for the released models).
         backend: "auto" (OpenVINO on CPU when installed, else PyTorch), "torch", "openvino".
-        tasks: subset of ("depth", "segmentation"); the other decoder tail is skipped.
+        tasks: the tasks a call runs when it does not name its own: a non-empty subset of
+            ("depth", "segmentation"). Only the asked decoder tails run.
         output_resolution: "network" (input_size) or "input" (the size of each given image).
-        scale_factor: metres per model unit; None takes the checkpoint metadata's factor when
-            ``checkpoint_scale`` is true and there is one, else keeps relative depth.
-        checkpoint_scale: False ignores the checkpoint's scale (relative depth unless
-            ``scale_factor`` is given).
+        scale_mode: "auto" (default: ``scale_factor``, else the checkpoint's stored factor, else
+            relative), "fixed" (``scale_factor`` or the checkpoint's, else an error), "relative";
+            see :mod:`sgdepth_ros.scale`.
+        scale_factor: metres per model unit; None or 0 = not given.
+        camera_height: metres from the camera down to the road, for scale_mode "camera_height" (the scale is then
+            measured on every frame that is given its ``intrinsics``).
         threads: CPU threads for the OpenVINO backend (default: its own choice).
     """
 
@@ -71,32 +79,26 @@ class Predictor:
                  input_size: tuple[int, int] | None = None, backend: str = "auto",
                  tasks: tuple[str, ...] = TASKS, output_resolution: str = "network",
                  scale_factor: float | None = None, threads: int | None = None,
-                 checkpoint_scale: bool = True):
+                 scale_mode: str = DEFAULT_SCALE_MODE, camera_height: float | None = None):
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {output_resolution!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        tasks = tuple(tasks)
-        if not tasks or set(tasks) - set(TASKS):
-            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {tasks}")
+        tasks = task_set(tasks)
+        if input_size is not None:
+            _check_input_size(input_size)
         self.device = resolve_device(device)
         model = load_checkpoint(checkpoint_path)
-        self.metadata = model.metadata
+        self.metadata = model.metadata  # validated at load (sgdepth_ros.model.checkpoint.validate_metadata)
         size = input_size or (self.metadata["input_size"]["width"], self.metadata["input_size"]["height"])
         self.input_size = (int(size[0]), int(size[1]))
-        if self.input_size[0] % 32 or self.input_size[1] % 32 or min(self.input_size) <= 0:
-            raise ValueError(f"input_size must be positive multiples of 32 (width, height), got {self.input_size}")
-        self.min_depth = float(self.metadata.get("min_depth", 0.1))
-        self.max_depth = float(self.metadata.get("max_depth", 100.0))
-        if scale_factor is None and checkpoint_scale:
-            scale_factor = (self.metadata.get("scale") or {}).get("factor")
-        if scale_factor is not None and not (np.isfinite(scale_factor) and scale_factor > 0):
-            raise ValueError(f"scale_factor must be a positive finite number, got {scale_factor}")
-        self.scale_factor = scale_factor
+        self.min_depth = float(self.metadata["min_depth"])
+        self.max_depth = float(self.metadata["max_depth"])
+        self.scale: ScaleSource = resolve_scale(scale_mode, scale_factor, self.metadata, str(checkpoint_path),
+                                                   camera_height)
         self.output_resolution = output_resolution
         self.tasks = tasks
         self.trained = bool(self.metadata.get("trained", True))
-        graph = InferenceGraph(model, tasks)
         if backend == "auto":
             backend = "openvino" if self.device.type == "cpu" and precision == "fp32" and _has_openvino() else "torch"
         if backend == "openvino":
@@ -104,62 +106,105 @@ class Predictor:
                 raise BackendError("backend 'openvino' runs on the CPU only; use backend 'torch' for CUDA")
             if precision != "fp32":
                 raise BackendError("backend 'openvino' runs fp32 only")
-            self.backend = OpenVINOBackend(graph, (self.input_size[1], self.input_size[0]),
+            self.backend = OpenVINOBackend(model, (self.input_size[1], self.input_size[0]),
                                            weights_key=file_sha256(checkpoint_path), threads=threads)
+            self.backend.compiled(tasks)  # the default task set compiles now; others on first use
         else:
-            self.backend = TorchBackend(graph, self.device, precision)
+            self.backend = TorchBackend(model, self.device, precision)
         self.precision = precision
         LOG.info("predictor: %s on %s (%s), input %dx%d, tasks %s", self.backend.name, self.device,
                  precision, *self.input_size, ",".join(tasks))
 
     @property
     def is_metric(self) -> bool:
-        return self.scale_factor is not None
+        """Depth comes out in metres (the scale source is metric)."""
+        return self.scale.is_metric
+
+    @property
+    def scale_factor(self) -> float | None:
+        """Metres per model unit of a constant scale source, else None."""
+        return self.scale.factor()
 
     def describe(self) -> str:
         """One line saying what runs (backend, device, size, scale, weights provenance)."""
         prov = self.metadata.get("provenance", {})
-        scale = f"metric, ×{self.scale_factor:g} m/unit" if self.is_metric else "relative (model units)"
         trained = "" if self.trained else " — UNTRAINED weights"
         return (f"{self.backend.name}/{self.device}/{self.precision}, input {self.input_size[0]}x{self.input_size[1]}, "
-                f"depth {scale}, weights: {prov.get('source', 'unknown')}{trained}")
+                f"depth {self.scale.describe()}, weights: {prov.get('source', 'unknown')}{trained}")
 
-    def predict(self, rgb: np.ndarray, output_resolution: str | None = None) -> Prediction:
-        """rgb: HxWx3 uint8 RGB (grey, RGBA and 16-bit are converted) → Prediction."""
-        return self.predict_batch([rgb], output_resolution)[0]
+    def predict(self, rgb: np.ndarray, output_resolution: str | None = None,
+                tasks: tuple[str, ...] | None = None, intrinsics: np.ndarray | None = None,
+                scale: ScaleSource | None = None) -> Prediction:
+        """rgb: HxWx3 uint8 RGB (grey, RGBA and 16-bit are converted) → Prediction.
 
-    def predict_batch(self, rgbs: list[np.ndarray], output_resolution: str | None = None) -> list[Prediction]:
-        """Several images (e.g. one per camera, any sizes) in one forward pass → one Prediction each."""
+        tasks: what to compute for this call (default: the constructor's ``tasks``); a task left out
+        is not run and its fields are None (depth/disparity, or labels).
+        intrinsics: 3×3 camera matrix of ``rgb`` (P[:3, :3] of a rectified camera), for a scale source that
+        measures (``camera_height``); rescaled here to the output size. scale: this camera's own scale source
+        (per-camera state), instead of the predictor's.
+        """
+        return self.predict_batch([rgb], output_resolution, tasks,
+                                  None if intrinsics is None else [intrinsics], None if scale is None else [scale])[0]
+
+    def predict_batch(self, rgbs: list[np.ndarray], output_resolution: str | None = None,
+                      tasks: tuple[str, ...] | None = None, intrinsics: list | None = None,
+                      scales: list[ScaleSource] | None = None) -> list[Prediction]:
+        """Several images (e.g. one per camera, any sizes) in one forward pass → one Prediction each.
+        intrinsics / scales: one per image (entries may be None), as for :meth:`predict`."""
         if not rgbs:
             return []
+        intrinsics = intrinsics or [None] * len(rgbs)
+        scales = [s or self.scale for s in (scales or [None] * len(rgbs))]
+        if len(intrinsics) != len(rgbs) or len(scales) != len(rgbs):
+            raise ValueError(f"{len(rgbs)} images need as many intrinsics and scale sources")
         resolution = output_resolution or self.output_resolution
         if resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {resolution!r}")
+        wanted = task_set(self.tasks if tasks is None else tasks)
+        needed = set().union(*(s.required_tasks for s in scales)) if "depth" in wanted else set()
+        run = task_set(set(wanted) | needed)
         t0 = time.perf_counter()
         images = [as_rgb8(img) for img in rgbs]
         resized = [resize_rgb(img, self.input_size) for img in images]
         batch = normalize(resized)
         t1 = time.perf_counter()
-        outputs = self.backend.run(batch)
+        outputs = self.backend.run(batch, run)
         t2 = time.perf_counter()
         predictions = []
         for i, image in enumerate(images):
             size = (image.shape[1], image.shape[0]) if resolution == "input" else self.input_size
             disp = depth = labels = None
+            if "labels" in outputs:
+                labels = resize_labels(outputs["labels"][i].astype(np.uint8), size)
             if "disparity" in outputs:
                 disp = resize_bilinear(outputs["disparity"][i, 0], size)
                 depth = disparity_to_depth(disp, self.min_depth, self.max_depth)
-                if self.scale_factor is not None:
-                    depth *= np.float32(self.scale_factor)
-            if "labels" in outputs:
-                labels = resize_labels(outputs["labels"][i].astype(np.uint8), size)
-            predictions.append(Prediction(depth, disp, labels, self.is_metric,
-                                          image if resolution == "input" else resized[i]))
+                K = intrinsics[i]
+                if K is not None:
+                    K = rescale_matrix(np.asarray(K, np.float64)[:3, :3], (image.shape[1], image.shape[0]), size)
+                factor = scales[i].factor(depth, labels, K)
+                if factor is not None:
+                    depth *= np.float32(factor)
+            else:
+                factor = None
+            predictions.append(Prediction(depth, disp, labels if "segmentation" in wanted else None,
+                                          factor is not None, image if resolution == "input" else resized[i],
+                                          scale=factor))
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "forward": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         for p in predictions:
             p.timings = dict(timings)
         return predictions
+
+
+def _check_input_size(size) -> None:
+    """ValueError unless (width, height) are positive multiples of 32 within the sizes a checkpoint may hold."""
+    w, h = (int(v) for v in size)
+    if w % 32 or h % 32 or w <= 0 or h <= 0:
+        raise ValueError(f"input_size must be positive multiples of 32 (width, height), got {(w, h)}")
+    if max(w, h) > MAX_INPUT_SIDE or w * h > MAX_INPUT_PIXELS:
+        raise ValueError(f"input_size {w}x{h} is too large: each side at most {MAX_INPUT_SIDE} and at most "
+                         f"{MAX_INPUT_PIXELS} pixels")
 
 
 def _has_openvino() -> bool:

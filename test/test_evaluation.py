@@ -350,7 +350,7 @@ def test_eval_depth_reads_the_reference_model_pth(reference_pth, kitti, tmp_path
 
 def test_eval_depth_region_and_fixed_scale(checkpoint, kitti, tmp_path, capsys):
     out = tmp_path / "moving.json"
-    args = eval_args(checkpoint, kitti, "--protocol", "kitti", "--region", "moving", "--scale", "2.5",
+    args = eval_args(checkpoint, kitti, "--gt", "png", "--protocol", "kitti", "--region", "moving", "--scale", "2.5",
                      "--json", str(out))
     assert main(args) == 0
     doc = json.loads(out.read_text())
@@ -372,11 +372,12 @@ def test_eval_depth_bad_arguments_and_missing_files(checkpoint, kitti, tmp_path,
     assert "no metric scale factor" in capsys.readouterr().err
     missing = kitti / DRIVE / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png"
     missing.unlink()
-    assert main(eval_args(checkpoint, kitti)) == 1
+    assert main(eval_args(checkpoint, kitti, "--gt", "png")) == 1
     assert str(missing) in capsys.readouterr().err
     (kitti / DRIVE / "velodyne_points" / "data" / "0000000001.bin").unlink()
-    assert main(eval_args(checkpoint, kitti, "--gt", "velodyne")) == 1
-    assert "0000000001.bin: velodyne scan does not exist" in capsys.readouterr().err
+    assert main(eval_args(checkpoint, kitti)) == 1  # the default ground truth: velodyne
+    err = capsys.readouterr().err
+    assert "0000000001.bin does not exist" in err and "--missing skip" in err
 
 
 def test_eval_depth_kitti2015(checkpoint, tmp_path, capsys):
@@ -441,3 +442,60 @@ def test_capped_protocol_is_the_depth_range_without_the_crop():
     mask = evaluation_mask(gt, "capped")
     assert mask.sum() == 2 and mask[0, 0] and mask[5, 5]  # row 0 is outside the Garg crop, 120 m above the cap
     assert not evaluation_mask(gt, "eigen")[0, 0]
+
+
+# -- ground-truth default and --missing (issue 13) --------------------------------------------------------------------
+def test_eval_depth_defaults_to_velodyne_ground_truth(checkpoint, kitti, tmp_path, capsys):
+    """The Eigen protocol's ground truth is the raw velodyne (camera z), as SGDepth's 0.113: the default, not the
+    annotated depth-completion PNGs. Without the PNGs the default still runs."""
+    for frame in (0, 1):
+        (kitti / DRIVE / "proj_depth" / "groundtruth" / "image_02" / f"{frame:010d}.png").unlink()
+    out = tmp_path / "eigen.json"
+    assert main(eval_args(checkpoint, kitti, "--json", str(out))) == 0
+    assert "gt velodyne" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["gt"] == "velodyne" and doc["count"] == 2 and doc["missing_files"] == []
+    gt = KittiEvalDataset(kitti, kitti / "test_files.txt", height=64, width=128, gt="velodyne").depth_for(0)
+    assert np.count_nonzero(gt) == 2  # the two scan points, not a dense PNG
+
+
+def test_eval_depth_png_missing_skip_counts_the_frame(checkpoint, kitti, tmp_path, capsys):
+    missing = kitti / DRIVE / "proj_depth" / "groundtruth" / "image_02" / "0000000000.png"
+    missing.unlink()
+    assert main(eval_args(checkpoint, kitti, "--gt", "png")) == 1  # the first frame: named, not a traceback
+    err = capsys.readouterr().err
+    assert str(missing) in err and "--missing skip" in err
+    out = tmp_path / "skip.json"
+    assert main(eval_args(checkpoint, kitti, "--gt", "png", "--missing", "skip", "--json", str(out))) == 0
+    assert "1 listed frames skipped for missing files" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["count"] == 1 and [p["name"] for p in doc["per_image"]] == [f"{DRIVE} 1 l"]
+    assert doc["missing_files"][0]["name"] == f"{DRIVE} 0 l" and str(missing) in doc["missing_files"][0]["missing"]
+    # every frame missing: a clear error, not an empty table
+    (kitti / DRIVE / "proj_depth" / "groundtruth" / "image_02" / "0000000001.png").unlink()
+    assert main(eval_args(checkpoint, kitti, "--gt", "png", "--missing", "skip")) == 1
+    assert "none of its 2 frames has all its files" in capsys.readouterr().err
+
+
+def test_kitti_eval_dataset_skip_keeps_the_npz_pairing(kitti, tmp_path):
+    """A skipped frame (missing image) must not shift the npz maps: map i belongs to split line i."""
+    maps = np.stack([np.full((H0, W0), 10.0 * (i + 1), np.float32) for i in range(2)])
+    np.savez(tmp_path / "gt.npz", data=maps)
+    image_path(kitti, DRIVE, 0, "l", "png").unlink()
+    with pytest.raises(DatasetError, match="0000000000.png"):
+        KittiEvalDataset(kitti, kitti / "test_files.txt", height=64, width=128, gt="npz", gt_file=tmp_path / "gt.npz")
+    ds = KittiEvalDataset(kitti, kitti / "test_files.txt", height=64, width=128, gt="npz",
+                          gt_file=tmp_path / "gt.npz", missing="skip")
+    assert len(ds) == 1 and ds.skipped[0][0] == f"{DRIVE} 0 l"
+    assert ds[0]["name"] == f"{DRIVE} 1 l" and float(ds[0]["depth_gt"].max()) == 20.0
+
+
+def test_seg_table_says_over_which_classes_the_miou_averages():
+    confusion = SegConfusion()
+    gt = np.array([[0, 0, 13, 13]])
+    confusion.update(gt, np.array([[0, 13, 13, 13]]))
+    scores = seg_scores(confusion)
+    table = format_seg_table(scores)
+    assert "over 2 of 19 classes (absent from ground truth and prediction: sidewalk," in table
+    from sgdepth_training.evaluation.report import miou_classes
+    assert miou_classes(scores)[0] == ["road", "car"]

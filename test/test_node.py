@@ -102,13 +102,6 @@ def header(frame_id: str = "camera_optical") -> Header:
     return h
 
 
-def header_now(probe: Probe) -> Header:
-    """A header stamped with the current ROS time (for latency measurements)."""
-    h = Header(frame_id="camera_optical")
-    h.stamp = probe.get_clock().now().to_msg()
-    return h
-
-
 def raw_image(rgb: np.ndarray, encoding: str, h: Header, padding: int = 3) -> Image:
     step, data, _ = encode(rgb, encoding, padding)
     msg = Image(header=h, height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, is_bigendian=0, step=step)
@@ -132,7 +125,7 @@ def outputs_for(probe: Probe, h: Header, topics) -> dict:
 
 
 def send_and_wait(probe: Probe, image, h: Header, info: CameraInfo | None = None, topics=OUTPUTS,
-                  timeout: float = 30.0) -> dict:
+                  timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # re-sent if unanswered after 5 s: a message sent while discovery is still settling can be lost
@@ -151,22 +144,56 @@ def image_array(msg: Image) -> np.ndarray:
     return arr.reshape(msg.height, msg.width, channels).squeeze(-1) if channels == 1 else arr.reshape(msg.height, msg.width, 3)
 
 
-def diagnostics_after(probe: Probe, condition, timeout: float = 10.0) -> dict:
+def diagnostics_after(probe: Probe, condition, timeout: float = 30.0) -> dict:
     probe.spin_until(lambda: condition(probe.latest_diagnostics()), timeout)
     return probe.latest_diagnostics()
+
+
+def error_count(probe: Probe, kind: str) -> int:
+    """The node's ``errors/<kind>`` count in its newest /diagnostics report (0 if none)."""
+    return int(probe.latest_diagnostics().get(f"errors/{kind}", 0))
+
+
+def wait_for_error(probe: Probe, kind: str, above: int, resend=None, timeout: float = 60.0) -> int:
+    """Spin until the node reports more than ``above`` errors of ``kind``; returns the count. ``resend()`` is called
+    every 5 s meanwhile (for a message the transport may have lost); fails after ``timeout`` s. A condition, not a
+    sleep: the next message is only sent once the node has provably handled this one."""
+    deadline = time.monotonic() + timeout
+    while not probe.spin_until(lambda: error_count(probe, kind) > above, max(0.0, min(5.0, deadline - time.monotonic()))):
+        assert time.monotonic() < deadline, f"errors/{kind} stayed at {error_count(probe, kind)} (expected > {above})"
+        if resend is not None:
+            resend()
+    return error_count(probe, kind)
+
+
+REJECTED_AT_INPUT = ("bad_stamp", "duplicate_stamp", "out_of_order_stamp")  # frames skipped before the hand-off
+
+
+def frame_counts(diag: dict) -> dict:
+    """Frame counters of a /diagnostics report; ``rejected``: frames skipped for their stamp before the hand-off."""
+    counts = {k: int(diag.get(f"frames_{k}", 0)) for k in ("received", "processed", "dropped", "idle")}
+    counts["rejected"] = sum(int(diag.get(f"errors/{kind}", 0)) for kind in REJECTED_AT_INPUT)
+    return counts
+
+
+def all_frames_accounted(diag: dict) -> bool:
+    """Every frame the node received was processed, dropped for a newer one, idle (no subscriber) or rejected for
+    its stamp: true whenever the node has no frame in hand (no decode errors in between)."""
+    c = frame_counts(diag)
+    return bool(diag) and c["received"] == c["processed"] + c["dropped"] + c["idle"] + c["rejected"]
 
 
 def set_parameter(node, name: str, value):
     """Calls /main/sgdepth/set_parameters; returns the SetParametersResult."""
     client = node.create_client(SetParameters, "/main/sgdepth/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
+    assert client.wait_for_service(timeout_sec=30)
     kinds = {bool: (ParameterType.PARAMETER_BOOL, "bool_value"), float: (ParameterType.PARAMETER_DOUBLE, "double_value"),
              int: (ParameterType.PARAMETER_INTEGER, "integer_value"), str: (ParameterType.PARAMETER_STRING, "string_value")}
     ptype, field = kinds[type(value)]
     pv = ParameterValue(type=ptype)
     setattr(pv, field, value)
     future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
-    assert node.spin_until(future.done, 10)
+    assert node.spin_until(future.done, 30)
     node.destroy_client(client)
     return future.result().results[0]
 
@@ -216,7 +243,7 @@ def test_camera_info_and_point_cloud_geometry(probe):
 
 
 def test_label_metadata_is_latched(probe):
-    assert probe.spin_until(lambda: probe.received("semantic/labels"), 10)
+    assert probe.spin_until(lambda: probe.received("semantic/labels"), 30)
     meta = json.loads(probe.received("semantic/labels")[-1].data)
     assert meta["format"] == "sgdepth_ros/labels/v1" and meta["ignore_id"] == 255
     assert [c["id"] for c in meta["classes"]] == list(range(19))
@@ -246,43 +273,58 @@ def _bad_images():
 
 def test_bad_images_are_counted_and_the_next_frame_is_served(probe, main_node):
     rgb = smooth_rgb(IMG_W, IMG_H)
-    for kind, bad in _bad_images().items():
-        bad.header = header()
-        probe.image_pub.publish(bad)
-        probe.spin_for(0.3)  # let the worker take it before the good frame replaces it
+    counted = {}
+    for name, bad in _bad_images().items():
+        kind = name.split("/")[0]
+
+        def send_bad():  # a fresh stamp each time: a repeated one would be counted as duplicate_stamp instead
+            bad.header = header()
+            probe.image_pub.publish(bad)
+        send_bad()
+        # the good frame only once this one is counted: sent earlier, it could replace it before the worker takes it
+        counted[name] = wait_for_error(probe, kind, error_count(probe, kind), resend=send_bad)
         h = header()
-        assert send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h), ["depth"]), f"no answer after {kind}"
-    diag = diagnostics_after(probe, lambda d: int(d.get("errors/unknown_encoding", 0)) >= 1)
-    for kind in ("empty_data", "short_data", "bad_step", "unknown_encoding"):
-        assert int(diag.get(f"errors/{kind}", 0)) >= 1, (kind, diag)
-    assert int(diag["errors/bad_size"]) >= 2
-    assert main_node.returncode is None
-    assert "[short_data]" in main_node.output and "Traceback" not in main_node.output
+        assert send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h), ["depth"]), f"no answer after {name}"
+    assert counted["bad_size/huge"] >= 2  # both bad sizes counted
+    assert probe.spin_until(lambda: "[short_data]" in main_node.output, 10), main_node.output[-3000:]
+    assert main_node.returncode is None and "Traceback" not in main_node.output
 
 
 def test_bad_camera_info_and_stamps_are_counted(probe, main_node):
     rgb = smooth_rgb(IMG_W, IMG_H)
+    unpaired = []  # frames whose CameraInfo is unusable: depth, but no depth/camera_info or points
     for k in ([0.0] * 9, [float("nan")] + K[1:]):
         h = header()
+        before = error_count(probe, "bad_intrinsics")
         out = send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h, k=k), ["depth"])
         assert "depth" in out  # depth still served, without camera_info/points
+        wait_for_error(probe, "bad_intrinsics", before, resend=lambda: probe.info_pub.publish(camera_info(h, k=k)))
+        unpaired.append(h)
     h = header()
+    before = error_count(probe, "camera_info_size")
     out = send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h, width=IMG_W // 2), ["depth"])
-    probe.spin_for(0.5)
-    assert "depth" in out and not outputs_for(probe, h, ["depth/camera_info", "points"])
+    assert "depth" in out
+    wait_for_error(probe, "camera_info_size", before)  # counted while the frame is processed, before its depth
+    unpaired.append(h)
     h_dup = header()
     send_and_wait(probe, raw_image(rgb, "rgb8", h_dup), h_dup, camera_info(h_dup), ["depth"])
-    probe.image_pub.publish(raw_image(rgb, "rgb8", h_dup))  # duplicate
-    probe.spin_for(0.3)  # the node's input queue holds one message (keep last 1)
+    # each bad stamp is sent once the previous one is counted (the input queue holds one message: keep last 1)
+    duplicate = raw_image(rgb, "rgb8", h_dup)
+    probe.image_pub.publish(duplicate)
+    wait_for_error(probe, "duplicate_stamp", error_count(probe, "duplicate_stamp"),
+                   resend=lambda: probe.image_pub.publish(duplicate))
     older = Header(frame_id="camera_optical")
     older.stamp.sec, older.stamp.nanosec = h_dup.stamp.sec, 400  # 100 ns older
-    probe.image_pub.publish(raw_image(rgb, "rgb8", older))
-    probe.spin_for(0.3)
+    older_frame = raw_image(rgb, "rgb8", older)
+    probe.image_pub.publish(older_frame)
+    wait_for_error(probe, "out_of_order_stamp", error_count(probe, "out_of_order_stamp"),
+                   resend=lambda: probe.image_pub.publish(older_frame))
     h = header()
     assert send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h))  # everything again
-    diag = diagnostics_after(probe, lambda d: int(d.get("errors/out_of_order_stamp", 0)) >= 1)
-    assert int(diag["errors/bad_intrinsics"]) >= 2 and int(diag["errors/camera_info_size"]) >= 1
-    assert int(diag["errors/duplicate_stamp"]) >= 1 and int(diag["errors/out_of_order_stamp"]) >= 1
+    # a later frame's every output has arrived, so any output of the unpaired frames would have arrived before it
+    for h in unpaired:
+        assert not outputs_for(probe, h, ["depth/camera_info", "points"])
+    assert not any(outputs_for(probe, older, ["depth"]))  # rejected frames are not served
     assert main_node.returncode is None
 
 
@@ -304,45 +346,61 @@ def test_parameters_rejected_with_their_range_and_applied_at_run_time(probe):
     rgb = smooth_rgb(IMG_W, IMG_H)
     h = header()
     out = send_and_wait(probe, raw_image(rgb, "rgb8", h), h, camera_info(h), ["semantic/overlay", "semantic/color"])
-    probe.spin_for(0.5)
-    assert not outputs_for(probe, h, ["points"])  # switched off at run time
     # alpha 1: the overlay is the label colours (except unknown pixels, none here)
     np.testing.assert_array_equal(image_array(out["semantic/overlay"]), image_array(out["semantic/color"]))
     assert set_parameter(probe, "publish_points", True).successful
     assert set_parameter(probe, "overlay_alpha", 0.0).successful
+    h_on = header()
+    assert send_and_wait(probe, raw_image(rgb, "rgb8", h_on), h_on, camera_info(h_on), ["points"])  # on again …
+    assert not outputs_for(probe, h, ["points"])  # … so the earlier frame's points would have arrived: switched off
 
 
-# ---- bounded latency under overload ---------------------------------------------------------------
-def test_overload_drops_old_frames_and_keeps_latency_bounded(probe, main_node):
-    rgb = smooth_rgb(IMG_W, IMG_H)
-    h = header_now(probe)
-    assert send_and_wait(probe, raw_image(rgb, "rgb8", h), h, None, ["depth"])  # warm, and an inference time
-    diag = diagnostics_after(probe, lambda d: d.get("inference_p50_ms", "nan") != "nan")
-    inference_s = float(diag["inference_p50_ms"]) / 1e3
-    before = {k: int(diag[k]) for k in ("frames_received", "frames_processed", "frames_dropped")}
-    period = inference_s / 3  # 3× the inference rate
-    sent = []
-    start = time.monotonic()
-    for i in range(45):
-        h = header_now(probe)
-        sent.append(h)
-        probe.image_pub.publish(raw_image(rgb, "rgb8", h))
-        probe.spin_until(lambda: False, max(0.0, start + (i + 1) * period - time.monotonic()))
-    probe.spin_until(lambda: outputs_for(probe, sent[-1], ["depth"]), 10)
-    done = [(t, m) for t, m in probe.messages["depth"] if any(m.header.stamp == h.stamp for h in sent)]
-    stamps = [stamp_ns(m.header) for _, m in done]
-    latency_s = [(t - s) / 1e9 for (t, _), s in zip(done, stamps)]
-    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
-    assert outputs_for(probe, sent[-1], ["depth"]), "the newest frame must be processed"
-    assert len(done) < len(sent) * 0.6, f"{len(done)} of {len(sent)} processed: nothing was dropped?"
-    # queued processing would reach ~ (45 − n_done) × inference ≈ 2 s; a newest-frame node stays ≲ 2 inferences
-    assert max(latency_s) < 3 * inference_s + 0.3, (max(latency_s), inference_s)
-    diag = diagnostics_after(probe, lambda d: int(d.get("frames_processed", 0)) >= before["frames_processed"] + len(done))
-    delta = {k: int(diag[k]) - v for k, v in before.items()}
-    assert delta["frames_dropped"] > 0
-    # every frame the node received was either processed or dropped and counted (DDS itself may also
-    # discard a frame that a newer one overwrote in the keep-last-1 input queue: never seen, never counted)
-    assert abs(delta["frames_received"] - delta["frames_processed"] - delta["frames_dropped"]) <= 1, delta
+# ---- overload: newest frame wins, every frame accounted for ---------------------------------------
+def test_overload_every_frame_is_delivered_or_dropped_newest_first(ros_env, constant_depth_checkpoint):
+    """Frames sent faster than the network runs. What the newest-frame hand-off guarantees at any machine load:
+    every frame sent is either processed, its outputs delivered, or dropped for a newer one and counted (sent =
+    delivered + dropped, with reliable deep input and output queues so the transport loses none); frames are served
+    in stamp order, each at most once; the newest frame is always served; delivered depth is exact. How many are
+    dropped and the latency depend on the load: ``sgdepth-ros bench-node`` measures those (docs/benchmarks.md)."""
+    node = start_node({"model_path": constant_depth_checkpoint, "input_width": NET_W, "input_height": NET_H,
+                       "scale_mode": "fixed", "scale_factor": SCALE, "input_qos_reliability": "reliable",
+                       "input_qos_depth": 100, "output_qos_depth": 100}, ros_env, "overload")
+    client = Probe(["depth"], namespace="/overload", input_depth=100)
+    try:
+        assert client.wait_for_subscribers(60), node.output
+        rgb = smooth_rgb(IMG_W, IMG_H)
+        h = header()
+        assert send_and_wait(client, raw_image(rgb, "rgb8", h), h, None, ["depth"])  # both ends matched, warm
+        before = diagnostics_after(client, lambda d: int(d.get("frames_processed", 0)) >= 1 and all_frames_accounted(d))
+        assert all_frames_accounted(before), before
+        sent = [header() for _ in range(45)]
+        for h in sent:  # ~50 Hz (the node serves ~10-15 Hz on an idle CPU); the pace changes only how many drop
+            client.image_pub.publish(raw_image(rgb, "rgb8", h))
+            client.spin_for(0.02)
+        assert client.spin_until(lambda: outputs_for(client, sent[-1], ["depth"]), 120), \
+            f"the newest frame was not served\n{node.output[-3000:]}"
+
+        def delta(d: dict) -> dict:
+            now, then = frame_counts(d), frame_counts(before)
+            return {k: now[k] - then[k] for k in now}
+        settled = diagnostics_after(client, lambda d: all_frames_accounted(d)
+                                    and delta(d)["received"] - delta(d)["rejected"] == len(sent), 60)
+        counts = delta(settled)
+        assert counts["received"] - counts["rejected"] == len(sent), counts  # the transport lost none
+        assert all_frames_accounted(settled), frame_counts(settled)
+        wanted = {stamp_ns(h) for h in sent}
+        delivered = [m for m in client.received("depth") if stamp_ns(m.header) in wanted]  # in arrival order
+        stamps = [stamp_ns(m.header) for m in delivered]
+        assert stamps == sorted(set(stamps)), "served out of stamp order, or a frame twice"
+        assert stamps[-1] == stamp_ns(sent[-1])
+        assert counts["idle"] == 0 and counts["processed"] == len(delivered) >= 1, (counts, len(delivered))
+        assert len(delivered) + counts["dropped"] == len(sent), (counts, len(delivered))  # sent = delivered + dropped
+        for msg in delivered:  # exact on every delivered frame
+            np.testing.assert_allclose(image_array(msg), MODEL_UNITS * SCALE, rtol=1e-3)
+        print(f"overload: {len(sent)} sent, {len(delivered)} delivered, {counts['dropped']} dropped")  # pytest -s
+    finally:
+        client.destroy_node()
+        assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]
 
 
 def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
@@ -352,14 +410,14 @@ def test_idle_when_nobody_listens(ros_env, constant_depth_checkpoint):
     feeder = Probe([], name="feeder", namespace="/idle")
     try:
         assert feeder.spin_until(lambda: feeder.image_pub.get_subscription_count() > 0, 60)
-        for _ in range(40):  # until the node has seen a few (early ones may precede matching)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the node has seen a few (early ones may precede matching)
             feeder.image_pub.publish(raw_image(smooth_rgb(IMG_W, IMG_H), "rgb8", header()))
-            feeder.spin_for(0.2)
-            if int(feeder.latest_diagnostics().get("frames_idle", 0)) >= 3:
+            if feeder.spin_until(lambda: int(feeder.latest_diagnostics().get("frames_idle", 0)) >= 3, 0.2):
                 break
         diag = feeder.latest_diagnostics()
         assert int(diag["frames_idle"]) >= 3 and diag["frames_processed"] == "0", diag
-        assert feeder.spin_until(lambda: "(no subscriber)" in node.output, 5)  # the periodic status line says so
+        assert feeder.spin_until(lambda: "(no subscriber)" in node.output, 30)  # the periodic status line says so
         assert "no frame processed yet" in node.output
     finally:
         feeder.destroy_node()
@@ -395,13 +453,14 @@ def test_compressed_input_relative_depth_at_input_resolution(ros_env, constant_d
         bad = CompressedImage(header=header(), format="jpeg")
         bad.data = b"\xff\xd8\xff\xe0 not a jpeg at all" * 4
         client.image_pub.publish(bad)
-        client.spin_for(0.3)
+        # the good frame only once the bad one is counted (sent earlier, it could replace it before the worker takes it)
+        assert wait_for_error(client, "corrupt_compressed", 0) == 1
         h = header()
         good = CompressedImage(header=h, format="png")
         good.data = cv2.imencode(".png", rgb)[1].tobytes()
         assert send_and_wait(client, good, h, None, ["semantic"])
-        diag = diagnostics_after(client, lambda d: int(d.get("errors/corrupt_compressed", 0)) >= 1)
-        assert int(diag["errors/corrupt_compressed"]) == 1
+        diag = diagnostics_after(client, lambda d: int(d.get("frames_processed", 0)) >= 3)  # after the good frame
+        assert int(diag["errors/corrupt_compressed"]) == 1, diag  # counted once
     finally:
         client.destroy_node()
         assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]
@@ -440,7 +499,7 @@ def test_lifecycle_transitions(ros_env, constant_depth_checkpoint):
         h = header()
         assert send_and_wait(client, raw_image(smooth_rgb(IMG_W, IMG_H), "rgb8", h), h, None, ["semantic"])
         assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
-        assert client.spin_until(lambda: client.image_pub.get_subscription_count() == 0, 10)
+        assert client.spin_until(lambda: client.image_pub.get_subscription_count() == 0, 30)
         assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"  # and back
         assert change(Transition.TRANSITION_DEACTIVATE)
         assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
@@ -469,6 +528,6 @@ def test_bad_checkpoint_fails_configure_clearly(ros_env, tmp_path, case):
 def test_bad_start_up_parameter_names_the_valid_range(ros_env, constant_depth_checkpoint):
     node = start_node({"model_path": constant_depth_checkpoint, "scale_mode": "metric", "overlay_alpha": 2.0},
                       ros_env, "badparam", wait_for="")
-    assert node.wait(60) == 2
+    assert node.wait(120) == 2
     assert "scale_mode='metric' is not valid: must be one of relative, fixed" in node.output
     assert "overlay_alpha" in node.output and "Traceback" not in node.output

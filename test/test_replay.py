@@ -7,6 +7,7 @@ default checkpoint (320×96).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,9 +46,14 @@ def drive_bag(tmp_path_factory) -> Path:
     return next((out / "bags").iterdir())
 
 
-def replay(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def replay(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "replay", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def without_domain_id() -> dict:
+    """This process's environment without ROS_DOMAIN_ID: live replay then picks a free domain itself."""
+    return {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
 
 
 def report(out: Path) -> dict:
@@ -197,28 +203,44 @@ def test_offline_report_files_and_output_bag(drive_bag, offline_run):
 # -- live ------------------------------------------------------------------------------------------------------
 
 
-def test_live_replay_through_the_node_matches_offline_when_nothing_drops(drive_bag, offline_run, tmp_path):
+def test_live_replay_through_the_node_scores_its_frames_as_offline_does(drive_bag, offline_run, tmp_path):
+    """Each frame the node delivers scores exactly what offline scores for it. How many a busy machine drops at half
+    speed is not decided here (bench-replay measures it): only what the design guarantees is asserted."""
     done = replay(drive_bag, "--out", tmp_path, "--mode", "live", "--rate", "0.5", "--use-sim-time",
-                  "--node-param", "backend=torch", "--device", "cpu")
+                  "--node-param", "backend=torch", "--device", "cpu", "--drain", "120", env=without_domain_id())
     assert done.returncode == 0, done.stdout + done.stderr
     live, offline = report(tmp_path), offline_run["report"]
     frames = live["frames"]
     assert frames["sent"] == FRAMES and frames["delivered"] + frames["dropped"] == FRAMES
-    assert frames["dropped"] == 0, f"a frame was dropped at half speed: {frames}"
-    for scaling in ("median", "fixed"):
-        for name in METRICS:
-            assert live["depth"][scaling]["metrics"][name] == pytest.approx(
-                offline["depth"][scaling]["metrics"][name], rel=1e-5, abs=1e-7), (scaling, name)
-    assert live["segmentation"]["miou"] == pytest.approx(offline["segmentation"]["miou"], abs=1e-9)
-    assert live["latency_ms"]["count"] == FRAMES and live["latency_ms"]["p50"] > 0
-    assert int(live["node"]["frames_processed"]) == FRAMES and int(live["node"]["frames_dropped"]) == 0
-    # with /clock = bag time the node's own stamp→publish latency is meaningful
-    assert 0 < float(live["node"]["latency_p50_ms"]) < 60_000
-    assert len(list(read_messages(live["outputs"]["bag"], ["/sgdepth/depth"]))) == FRAMES
+    assert frames["delivered"] >= 1  # the newest frame is never dropped
+    offline_frames = {f["index"]: f for f in offline["per_frame"]}
+    assert len(live["per_frame"]) == frames["delivered"] == live["depth"]["frames"]
+    for record in live["per_frame"]:
+        for name in ("abs_rel", "a1", "ratio", "abs_rel_fixed", "miou"):
+            assert record[name] == pytest.approx(offline_frames[record["index"]][name], rel=1e-5, abs=1e-7), \
+                (record["index"], name)
+    if frames["dropped"] == 0:  # then the whole-bag numbers are offline's too
+        for scaling in ("median", "fixed"):
+            for name in METRICS:
+                assert live["depth"][scaling]["metrics"][name] == pytest.approx(
+                    offline["depth"][scaling]["metrics"][name], rel=1e-5, abs=1e-7), (scaling, name)
+        assert live["segmentation"]["miou"] == pytest.approx(offline["segmentation"]["miou"], abs=1e-9)
+    assert live["latency_ms"]["count"] == frames["delivered"] and live["latency_ms"]["p50"] > 0
+    assert int(live["node"]["frames_processed"]) == frames["delivered"]
+    assert frames["dropped_by_node"] + frames["lost"] == frames["dropped"]
+    # with /clock = bag time the node's own stamp→publish latency is meaningful (not decades of wall vs bag time)
+    assert 0 <= float(live["node"]["latency_p50_ms"]) < 60_000
+    assert len(list(read_messages(live["outputs"]["bag"], ["/sgdepth/depth"]))) == frames["delivered"]
+    # no ROS_DOMAIN_ID given: a free domain was picked and named in the report
+    settings = live["settings"]
+    assert settings["ros_domain_id_source"] == "free" and 1 <= settings["ros_domain_id"] <= 101
 
 
 def test_live_replay_faster_than_the_node_reports_its_drops(drive_bag, tmp_path):
-    done = replay(drive_bag, "--out", tmp_path, "--mode", "live", "--rate", "40", "--device", "cpu")
+    """At 1000× the frames go out back to back (~1 ms apart), far faster than any inference: the node must drop
+    some, and always delivers the newest."""
+    done = replay(drive_bag, "--out", tmp_path, "--mode", "live", "--rate", "1000", "--device", "cpu",
+                  "--drain", "120")
     assert done.returncode == 0, done.stdout + done.stderr
     summary = report(tmp_path)
     frames, node = summary["frames"], summary["node"]

@@ -31,7 +31,7 @@ def test_geometry_scaling_matches_a_resized_image():
 
 
 def test_unset_p_becomes_k():
-    g = check_geometry(10, 10, K, [0.0] * 12)
+    g = check_geometry(1240, 360, K, [0.0] * 12)
     assert g.p == (720.0, 0, 620, 0, 0, 710.0, 180, 0, 0, 0, 1, 0)
 
 
@@ -111,7 +111,8 @@ def test_stats_and_rate_limited_log():
     stats = NodeStats()
     for i in range(5):
         stats.received()
-        stats.processed(latency_ms=10.0 * (i + 1), inference_ms=5.0)
+        stats.processed(latency_ms=10.0 * (i + 1), timings={"preprocess": 1.0, "forward": 3.0, "postprocess": 1.0},
+                        processing_ms=6.0)
     stats.dropped(2)
     stats.error("short_data")
     snap = stats.snapshot()

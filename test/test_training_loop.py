@@ -116,6 +116,9 @@ def test_validation_export_and_the_node_format(world, tmp_path, capsys):
     assert test["images"] == 6 and set(test) >= {"median_scaled", "fixed_scale"}
     assert 0 < test["fixed_scale"]["all"]["abs_rel"] < 10 and "moving" in test["median_scaled"]
     assert 0 <= meta["accuracy"]["segmentation"]["miou"] <= 1 and meta["accuracy"]["segmentation"]["images"] > 0
+    seg = meta["accuracy"]["segmentation"]  # which classes the mIoU averages (the synthetic world has no rider, …)
+    assert seg["miou_over"].startswith(f"over {len(seg['miou_classes'])} of 19 classes") and "rider" in seg["miou_over"]
+    assert "% over " in printed and "val/miou_classes" in val[0]
     assert meta["provenance"]["global_step"] == 2 and "synthetic_full" in meta["provenance"]["source"]
     predictor = Predictor(out, device="cpu", backend="torch")
     rgb = np.zeros((96, 256, 3), np.uint8)
@@ -125,6 +128,29 @@ def test_validation_export_and_the_node_format(world, tmp_path, capsys):
     run_state = load_run(run).model.state_dict()
     key = "depth.multires.convs.0.weight"
     assert torch.allclose(model.state_dict()[key], run_state[key].half().float())
+
+
+def test_resume_skips_a_truncated_checkpoint_and_says_so(world, tmp_path, capsys, caplog):
+    """A kill -9 while a checkpoint was written (here: last.pt cut to 7.8 %): resume takes the newest valid one."""
+    run = tmp_path / "run"
+    args = ["--preset", "synthetic_only_depth", "--depth-batch", "1", "--epochs", "2", "--batches-per-epoch", "2",
+            "--checkpoint-every-epochs", "1", "--no-validate"]
+    assert _train(world, run, *args, "--max-steps", "3") == 0
+    folder = run / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch_001.pt", "last.pt"]  # no stale .tmp
+    data = (folder / "last.pt").read_bytes()
+    (folder / "last.pt").write_bytes(data[: len(data) * 78 // 1000])
+    capsys.readouterr()
+    loaded = load_run(run)  # what export reads by default: the newest valid state
+    assert loaded.state_path.name == "epoch_001.pt" and loaded.progress.global_step == 2
+    assert cli(["export", str(run), "-o", str(tmp_path / "m.safetensors"), "--checkpoint", "last.pt"]) == 1
+    assert "last.pt: not a readable training checkpoint, truncated or corrupt" in capsys.readouterr().err
+    caplog.clear()
+    assert cli(["train", "--resume", str(run), "--no-progress"]) == 0
+    logged = caplog.text  # WARNING records: on stderr for a user of the command
+    assert f"skipped broken checkpoint {folder / 'last.pt'}" in logged and "truncated" in logged
+    assert "epoch_001.pt at epoch 2, step 2" in logged
+    assert ckpt.load_state(folder / "last.pt")["progress"]["global_step"] == 4
 
 
 def test_bad_settings_and_folders_are_named(world, tmp_path, capsys):
@@ -151,7 +177,7 @@ def test_config_round_trip_and_presets():
     assert config.sides == "both" and config.masking and config.lr_step == 15 and config.lr == 1e-4
     only = from_preset("zhou_only_depth", kitti_root="/k")
     assert only.depth_batch == 12 and only.grad_scales == (1.0, 0.0) and only.depth_only
-    assert from_preset("kitti_full", kitti_root="/k").batches_per_epoch == 9645
+    assert from_preset("kitti_full", kitti_root="/k", cityscapes_root="/c").batches_per_epoch == 9645
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict({"bogus": 1})

@@ -11,17 +11,29 @@ A state file is a ``torch.save`` dict of tensors, numbers, strings, lists and di
 weights_only=True)`` reads it: model (full, with the pose net), optimiser, scheduler, grad scaler, masking state,
 epoch, step counters, and the RNG states (torch CPU/CUDA, Python). Data order and augmentation are functions of
 (seed, step) (see ``data/stream.py``), so they resume without extra state.
+
+Crash safety: every file is written to ``<name>.tmp`` in the same folder, flushed and fsynced, renamed over the
+target, and the folder is fsynced — a kill at any moment leaves either the old complete file or the new complete one
+(plus, at worst, a stale ``.tmp`` that is ignored and replaced next time). Reading verifies: ``torch.load`` with
+``weights_only`` must succeed (a truncated file fails: the zip directory is at its end) and the expected keys must be
+there; a broken file raises ValueError naming it. :func:`find_resumable` picks the newest *valid* state of a run and
+reports the broken ones it skipped (runs written before these safeguards may hold one).
 """
 from __future__ import annotations
 
 import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, BinaryIO
 
 import torch
 
 STATE_VERSION = 1
+#: keys every state file holds (checked on load)
+STATE_KEYS = ("version", "model", "optimizer", "scheduler", "scaler", "masking", "progress", "rng")
+PROGRESS_KEYS = ("epoch", "step_in_epoch", "global_step")
 
 
 @dataclass
@@ -53,9 +65,7 @@ def set_rng_state(state: dict) -> None:
 
 def save_state(path: str | Path, *, model, optimizer, scheduler, scaler, masking, progress: Progress,
                extra: dict | None = None) -> Path:
-    """Write a resumable state to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a resumable state to ``path`` crash-safely (:func:`atomic_write`)."""
     state = {
         "version": STATE_VERSION,
         "model": model.state_dict(),
@@ -68,23 +78,68 @@ def save_state(path: str | Path, *, model, optimizer, scheduler, scaler, masking
         "rng": rng_state(),
         "extra": extra or {},
     }
+    return atomic_write(path, lambda handle: torch.save(state, handle))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` crash-safely: ``write(handle)`` fills ``<path>.tmp``, which is flushed, fsynced and renamed over
+    ``path``; then the folder is fsynced so the rename itself survives a power cut. On an error the temporary file is
+    removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
     return path
 
 
+def copy_state(src: str | Path, dst: str | Path) -> Path:
+    """Copy a state file crash-safely (e.g. ``last.pt`` → ``epoch_005.pt``), see :func:`atomic_write`."""
+    with open(src, "rb") as source:
+        return atomic_write(dst, lambda handle: shutil.copyfileobj(source, handle, 1 << 22))
+
+
 def load_state(path: str | Path) -> dict:
-    """Read a state file (weights_only: no code runs). Raises ValueError naming the file when it is not one."""
+    """Read and verify a state file (weights_only: no code runs). Raises FileNotFoundError when it does not exist,
+    ValueError naming the file when it is truncated, corrupt, foreign or lacks one of :data:`STATE_KEYS`."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as exc:  # truncated or foreign files surface as various pickle/zip errors
-        raise ValueError(f"{path}: not a readable training checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION or "model" not in state:
+        reason = str(exc).split(". ")[0].strip() or type(exc).__name__
+        raise ValueError(f"{path}: not a readable training checkpoint, truncated or corrupt ({path.stat().st_size} "
+                         f"bytes; {type(exc).__name__}: {reason})") from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise ValueError(f"{path}: not a sgdepth_ros training checkpoint (version {STATE_VERSION})")
+    missing = [key for key in STATE_KEYS if key not in state]
+    progress = state.get("progress")
+    if "progress" in state:
+        missing += [f"progress.{k}" for k in PROGRESS_KEYS if not isinstance(progress, dict) or k not in progress]
+    if missing or not isinstance(state["model"], dict) or not state["model"]:
+        raise ValueError(f"{path}: incomplete training checkpoint (missing {', '.join(missing) or 'model weights'})")
     return state
 
 
@@ -103,10 +158,34 @@ def restore(state: dict, *, model, optimizer=None, scheduler=None, scaler=None, 
     return Progress(**state["progress"])
 
 
-def latest_state(run_dir: str | Path) -> Path | None:
-    """The newest state of a run: ``last.pt`` if present, else the highest ``epoch_NNN.pt``."""
+def _candidates(run_dir: str | Path) -> list[Path]:
+    """A run's state files, newest first: ``last.pt`` (written every N steps and at each epoch end), then
+    ``epoch_NNN.pt`` from the highest epoch down."""
     folder = checkpoint_dir(run_dir)
-    if (folder / "last.pt").is_file():
-        return folder / "last.pt"
-    epochs = sorted(folder.glob("epoch_*.pt"))
-    return epochs[-1] if epochs else None
+    last = [folder / "last.pt"] if (folder / "last.pt").is_file() else []
+    epochs = sorted((p for p in folder.glob("epoch_*.pt") if p.is_file()), reverse=True)
+    return last + epochs
+
+
+def find_resumable(run_dir: str | Path) -> tuple[Path, dict, list[tuple[Path, str]]]:
+    """The newest state of a run that loads and verifies (:func:`load_state`).
+
+    Returns (path, the loaded state, [(broken file, why), …] skipped on the way — newer files that did not verify).
+    Raises FileNotFoundError when the run has no state file, ValueError listing every file when none verifies.
+    """
+    skipped: list[tuple[Path, str]] = []
+    for path in _candidates(run_dir):
+        try:
+            return path, load_state(path), skipped
+        except (ValueError, OSError) as exc:
+            skipped.append((path, str(exc)))
+    if not skipped:
+        raise FileNotFoundError(f"{run_dir}: no checkpoint in {checkpoint_dir(run_dir)}")
+    raise ValueError(f"{run_dir}: no valid checkpoint; " + "; ".join(why for _, why in skipped))
+
+
+def latest_state(run_dir: str | Path) -> Path | None:
+    """The newest state file of a run by name (``last.pt``, else the highest ``epoch_NNN.pt``), unverified; use
+    :func:`find_resumable` to get the newest one that actually loads."""
+    candidates = _candidates(run_dir)
+    return candidates[0] if candidates else None

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +107,9 @@ class TrainConfig:
 
 
 # Reference experiments (spec §4.9) plus synthetic-world ones. Values not listed keep the dataclass defaults.
+# Where the split files come from: ``eigen_zhou`` is monodepth2's splits/eigen_zhou/ folder; ``kitti`` is SGDepth's
+# KITTI split (the reference's kitti_kitti_split/{train,validation,test}.json index files), which no
+# monodepth2 checkout holds: convert the JSONs with ``train --split-json DIR`` (data/sgdepth_json.py).
 PRESETS: dict[str, dict] = {
     "zhou_full": dict(split="eigen_zhou", sides="both", batches_per_epoch=7293, depth_batch=6, seg_batch=6,
                       grad_scales=(0.9, 0.1), masking=True),
@@ -122,14 +128,96 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def from_preset(name: str, **overrides) -> TrainConfig:
-    """The preset's config with ``overrides`` (None values are ignored) applied, validated."""
+def from_preset(name: str, settings: dict | None = None, **overrides) -> TrainConfig:
+    """The preset's config with ``overrides`` (None values are ignored: "keep the preset's") and then ``settings``
+    (applied as given, None included, e.g. from :func:`parse_setting`) applied, validated."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
-    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}, **(settings or {})}
     config = TrainConfig.from_dict({"preset": name, **values})
     validate(config)
     return config
+
+
+# -- ``--set KEY=VALUE``: any TrainConfig field from the command line, typed by the dataclass ------------------------
+NOT_SETTABLE = {"preset": "choose it with --preset"}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def settable_fields() -> dict[str, str]:
+    """Field name → its type as text (``"float"``, ``"int | None"``, ``"tuple[float, float]"``, …) for ``--set``."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: _type_text(hints[f.name]) for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SETTABLE}
+
+
+def _type_text(hint) -> str:
+    return getattr(hint, "__name__", None) if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def _coerce(name: str, hint, text: str):
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in ("none", "null"):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if hint is bool:
+        word = text.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError(f"{name} is true or false, got {text!r}")
+    if hint in (int, float, str):
+        try:
+            return hint(text.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be {'an integer' if hint is int else 'a number'}, got {text!r}") from None
+    if typing.get_origin(hint) is tuple:
+        parts = [p for p in re.split(r"[,x ]+", text.strip()) if p]
+        if len(parts) != len(args):
+            raise ValueError(f"{name} takes {len(args)} values separated by ',' (e.g. {name}=" +
+                             ",".join("1" if a is int else "0.5" for a in args) + f"), got {text!r}")
+        return tuple(_coerce(name, a, p) for a, p in zip(args, parts))
+    if hint is dict or typing.get_origin(hint) is dict:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{name} takes a JSON object, got {text!r} ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} takes a JSON object, got {text!r}")
+        return value
+    raise ValueError(f"{name}: cannot be set from text ({_type_text(hint)})")
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` → (field name, typed value) for any :class:`TrainConfig` field (``-`` and ``_`` alike).
+
+    Values by field type: numbers as written; booleans true/false/yes/no/on/off/1/0; ``none`` for fields that
+    accept None; pairs as ``a,b`` (or ``WxH``). Ranges are checked afterwards by :func:`validate`.
+    Raises: ValueError naming the key and listing the valid keys, or naming the key and the expected form.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    fields = settable_fields()
+    if not sep or not key:
+        raise ValueError(f"--set takes KEY=VALUE, got {text!r}")
+    if key in NOT_SETTABLE:
+        raise ValueError(f"{key} cannot be set with --set: {NOT_SETTABLE[key]}")
+    if key not in fields:
+        raise ValueError(f"unknown training setting {key!r}; valid keys: {', '.join(sorted(fields))}")
+    return key, _coerce(key, typing.get_type_hints(TrainConfig)[key], value)
+
+
+def _no_cityscapes_message(c: TrainConfig) -> str:
+    """Why a joint preset without Cityscapes is refused: without segmentation data it would silently train a hybrid
+    (depth batch and gradient scales of the full model, no masking, no segmentation) that matches neither
+    reference experiment."""
+    only = c.preset.replace("_full", "_only_depth")
+    hint = (f"for depth only use --preset {only} (depth batch {PRESETS[only]['depth_batch']}, gradient scales "
+            f"{PRESETS[only]['grad_scales'][0]:g}/{PRESETS[only]['grad_scales'][1]:g}, no masking)"
+            if only != c.preset and only in PRESETS else "for depth only set seg_batch=0")
+    return (f"preset {c.preset} trains depth + segmentation (seg_batch {c.seg_batch}, gradient scales "
+            f"{c.grad_scales[0]:g}/{c.grad_scales[1]:g}, masking) and needs Cityscapes: give --cityscapes DIR; "
+            + hint)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -153,6 +241,8 @@ def validate(c: TrainConfig) -> None:
     _check(0 <= c.seg_batch <= 1024, f"seg_batch must be in [0, 1024], got {c.seg_batch}")
     _check(len(c.grad_scales) == 2 and all(0.0 <= g <= 1.0 for g in c.grad_scales),
            f"grad_scales must be two numbers in [0, 1], got {c.grad_scales}")
+    if c.seg_batch and c.cityscapes_root is None:
+        raise ValueError(_no_cityscapes_message(c))
     _check(0 <= c.masking_from_epoch, f"masking_from_epoch must be ≥ 0, got {c.masking_from_epoch}")
     _check(0.0 <= c.masking_fraction <= 1.0, f"masking_fraction must be in [0, 1], got {c.masking_fraction}")
     _check(0.0 <= c.smoothness <= 1.0, f"smoothness must be in [0, 1], got {c.smoothness}")

@@ -7,6 +7,7 @@ computes anyway — so ``depth_m = factor · depth_model``; the metrics with tha
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from .data.cityscapes import CityscapesSegDataset
 from .data.kitti import KittiRawDepthDataset
 from .data.splits import read_split_file
 from .evaluation.depth_gt import KittiEvalDataset
+from .evaluation.report import miou_classes, miou_note
 from .evaluation.runner import evaluate_depth, evaluate_segmentation
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,12 +43,12 @@ def load_run(run_dir: str | Path, state: str | None = None) -> LoadedRun:
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir / "config.json")
     if state is None:
-        path = ckpt.latest_state(run_dir)
-        if path is None:
-            raise FileNotFoundError(f"{run_dir}: no checkpoint in {ckpt.checkpoint_dir(run_dir)}")
+        path, saved, skipped = ckpt.find_resumable(run_dir)
+        for broken, why in skipped:
+            LOG.warning("skipped broken checkpoint %s (%s)", broken, why)
     else:
         path = Path(state) if Path(state).is_file() else ckpt.checkpoint_dir(run_dir) / state
-    saved = ckpt.load_state(path)
+        saved = ckpt.load_state(path)
     model = SGDepth(config.num_layers, config.split_pos, config.depth_scales, pose_layers=config.num_layers)
     model.load_state_dict(saved["model"], strict=True)
     return LoadedRun(model.eval(), config, path, ckpt.Progress(**saved["progress"]))
@@ -102,12 +106,15 @@ def measure_accuracy(run: LoadedRun, split_file: Path, factor: float | None, dev
 
 
 def measure_segmentation(run: LoadedRun, cityscapes_root: str | Path, device: str | torch.device = "cpu") -> dict:
-    """mIoU on ``<root>/leftImg8bit/val`` at the run's segmentation resize (labels at their native size)."""
+    """mIoU on ``<root>/leftImg8bit/val`` at the run's segmentation resize (labels at their native size), with the
+    classes it averages (``miou_classes``: those in the ground truth or the prediction — 13 on the synthetic
+    world) and a readable ``miou_over`` line."""
     width, height = run.config.seg_resize
     dataset = CityscapesSegDataset(cityscapes_root, "val", height=height, width=width, native_labels=True)
     result = evaluate_segmentation(run.model, dataset, device=device, progress=False)
     scores = result.scores
-    return {"miou": scores["miou"], "pixel_acc": scores["pixel_acc"], "images": result.count,
+    return {"miou": scores["miou"], "miou_classes": miou_classes(scores)[0], "miou_over": miou_note(scores),
+            "pixel_acc": scores["pixel_acc"], "images": result.count,
             "input": f"{width}x{height}", "iou": dict(zip(scores["class_names"], scores["iou"]))}
 
 
@@ -115,11 +122,11 @@ def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None
                scale_split: str | None = None, test_split: str | None = None, seg_val: str | None = None,
                name: str | None = None,
                device: str = "cpu", max_images: int | None = None,
-               extra_metadata: dict | None = None) -> tuple[Path, dict]:
+               extra_metadata: dict | None = None, keep_pose: bool = False) -> tuple[Path, dict]:
     """Write ``out`` (.safetensors) from a run; ``scale_split`` ("val"/"test"/a split file) adds a metric scale,
     ``test_split`` the depth accuracy measured on that split (stored under metadata ``accuracy.test``), ``seg_val``
-    (a Cityscapes root) the mIoU on its val split (``accuracy.segmentation``).
-    Returns (path, metadata)."""
+    (a Cityscapes root) the mIoU on its val split (``accuracy.segmentation``); ``keep_pose`` keeps the pose network
+    (for ``eval-pose`` and the node's ego-motion output). Returns (path, metadata)."""
     run = load_run(run_dir, state)
     c = run.config
     run.model.to(device)
@@ -155,5 +162,5 @@ def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None
         metadata.setdefault("accuracy", {})["segmentation"] = measure_segmentation(run, seg_val, device)
     metadata.update(extra_metadata or {})
     path = save_checkpoint(run.model.cpu(), out, metadata, dtype=torch.float16 if fp16 else torch.float32,
-                           inference_only=True)
+                           inference_only=not keep_pose)
     return path, metadata

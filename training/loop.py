@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -88,7 +87,7 @@ def prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
     if config_path.is_file() or (run_dir.exists() and any(run_dir.iterdir())):
         raise FileExistsError(f"{run_dir} is not empty; resume it with --resume {run_dir}, or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(config.to_json())
+    ckpt.atomic_write(config_path, lambda handle: handle.write(config.to_json().encode()))
 
 
 def train(config: TrainConfig, run_dir: str | Path, resume: bool = False, progress_bar: bool | None = None,
@@ -145,10 +144,10 @@ def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_d
                                config.masking_fraction) if config.masking and not config.depth_only else None)
     state = TrainingState(model, net, optimizer, scheduler, scaler, masking, ckpt.Progress())
     if resume:
-        path = ckpt.latest_state(run_dir)
-        if path is None:
-            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from in {ckpt.checkpoint_dir(run_dir)}")
-        state.progress = ckpt.restore(ckpt.load_state(path), model=model, optimizer=optimizer, scheduler=scheduler,
+        path, saved, skipped = ckpt.find_resumable(run_dir)
+        for broken, why in skipped:
+            LOG.warning("skipped broken checkpoint %s (%s)", broken, why)
+        state.progress = ckpt.restore(saved, model=model, optimizer=optimizer, scheduler=scheduler,
                                       scaler=scaler, masking=masking)
         LOG.warning("resuming %s at epoch %d, step %d", path, state.progress.epoch + 1, state.progress.global_step)
     return state, init_note
@@ -246,7 +245,7 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
             state.save(run_dir, "last.pt", info)
             if info.is_main and (progress.epoch % config.checkpoint_every_epochs == 0
                                  or progress.epoch == config.epochs):
-                shutil.copyfile(ckpt.checkpoint_dir(run_dir) / "last.pt",
+                ckpt.copy_state(ckpt.checkpoint_dir(run_dir) / "last.pt",
                                 ckpt.checkpoint_dir(run_dir) / f"epoch_{progress.epoch:03d}.pt")
     finally:
         logger.close()

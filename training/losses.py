@@ -1,6 +1,7 @@
 """SGDepth's training losses (spec §4.5, §4.6) as small pure functions.
 
-Images are un-normalised RGB in [0,1]; per-pixel error maps are [N,1,H,W].
+Images are un-normalised RGB in [0,1]; per-pixel error maps are [N,1,H,W]. The photometric terms and the smoothness
+run in float32 with autocast off (:func:`.precision.float32`), also inside a ``--amp bf16|fp16`` step.
 """
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from sgdepth_ros.labels import IGNORE_ID
+
+from .precision import float32
 
 SSIM_C1 = 0.01 ** 2
 SSIM_C2 = 0.03 ** 2
@@ -20,6 +23,7 @@ SEG_CLASS_WEIGHTS = (2.8149, 6.9850, 3.7890, 9.9428, 9.7702, 9.5111, 10.3114, 10
                      7.8698, 9.5169, 10.3737, 6.6616, 10.2605, 10.2879, 10.2898, 10.4054, 10.1381, 0.0)
 
 
+@float32
 def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Structural dissimilarity clamp((1 − SSIM)/2, 0, 1) with 3×3 mean windows on reflection-padded inputs.
     a, b: [N,C,H,W] → [N,C,H,W]."""
@@ -34,6 +38,7 @@ def ssim_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
 
 
+@float32
 def photometric_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """0.85·SSIM loss + 0.15·L1, each averaged over channels: [N,3,H,W] × 2 → [N,1,H,W]."""
     l1 = (pred - target).abs().mean(1, keepdim=True)
@@ -41,25 +46,31 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return SSIM_WEIGHT * ssim + (1 - SSIM_WEIGHT) * l1
 
 
+@float32
 def min_reprojection(target: torch.Tensor, warped: list[torch.Tensor], sources: list[torch.Tensor],
                      automask: bool = True, average: bool = False) -> torch.Tensor:
-    """Per-pixel reprojection error [N,1,H,W] of the target against the warped source frames.
+    """Per-pixel reprojection error [N,1,H,W] of the target against the warped source frames, as the reference's
+    ``DepthLosses`` combines them (spec §4.5):
 
-    ``automask``: the unwarped sources' (identity) errors join the minimum, so pixels that look the same without
-    warping (static camera, objects moving with it) do not pull depth; no tie-break noise (as the reference).
-    ``average``: the mean over the warped frames instead of the minimum (identity errors then also averaged in).
+    - ``automask`` on: the per-pixel **minimum** over [identity errors, reprojection errors], where the identity
+      errors are those of the unwarped ``sources`` (pixels that look the same without warping — static camera,
+      objects moving with it — then pull no depth); no tie-break noise. With ``average`` the identity errors are
+      first averaged over the frames, and so are the reprojection errors: min(mean identity, mean reprojection).
+    - ``automask`` off: no minimum at all — the reference then takes the mean over every frame's reprojection error
+      map, i.e. per pixel the **average** over the warped frames (``average`` changes nothing). ``sources`` is unused.
     """
     reprojection = torch.cat([photometric_error(w, target) for w in warped], 1)
+    if not automask:
+        return reprojection.mean(1, keepdim=True)
     if average:
         reprojection = reprojection.mean(1, keepdim=True)
-    if automask:
-        identity = torch.cat([photometric_error(s, target) for s in sources], 1)
-        if average:
-            identity = identity.mean(1, keepdim=True)
-        reprojection = torch.cat((identity, reprojection), 1)
-    return reprojection.min(1, keepdim=True)[0]
+    identity = torch.cat([photometric_error(s, target) for s in sources], 1)
+    if average:
+        identity = identity.mean(1, keepdim=True)
+    return torch.cat((identity, reprojection), 1).min(1, keepdim=True)[0]
 
 
+@float32
 def smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Edge-aware smoothness of the mean-normalised disparity. disp [N,1,h,w]; image [N,3,H,W] is resized
     (bilinear) to h×w. → scalar mean(|∂x d̃|·e^(−|∂x I|)) + mean(|∂y d̃|·e^(−|∂y I|))."""
@@ -73,6 +84,7 @@ def smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
 
 
+@float32
 def depth_loss(min_errors: list[torch.Tensor], disparities: list[torch.Tensor], target: torch.Tensor,
                moving_mask: torch.Tensor | None = None,
                smoothness_weight: float = SMOOTHNESS_WEIGHT) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -74,8 +74,9 @@ def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_ba
     sources = [colors[f] for f in offsets if f != 0]
     min_errors, grids0, warped0 = [], {}, {}
     for s, disp in enumerate(out.disparities):
+        disp = disp.float()  # view synthesis in float32 also under AMP (see precision.py)
         disp_full = disp if s == 0 else F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
-        depth = disparity_to_depth(disp_full.float(), settings.min_depth, settings.max_depth)
+        depth = disparity_to_depth(disp_full, settings.min_depth, settings.max_depth)
         warped = []
         for f in offsets:
             if f == 0:

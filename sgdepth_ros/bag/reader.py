@@ -2,14 +2,18 @@
 
 Storage is detected by ``rosbags``: a bag directory (metadata.yaml + .mcap or .db3 files) or a
 single ``.mcap`` / ``.db3`` file. Types come from the Jazzy typestore; a type it lacks is
-registered from the message definition stored in the bag.
+registered from the message definition stored in the bag. Type names are reported as ROS 2 names:
+a ROS 1-style alias (``sensor_msgs/Image``) of a Jazzy type with the same definition becomes
+``sensor_msgs/msg/Image`` (:mod:`.msgtypes`).
 
 Truncated MCAP (a recording cut by a crash or a full disk): rosbags needs the MCAP footer and
 summary and cannot open such a file. Then the file is read sequentially with the ``mcap``
 library's :class:`~mcap.stream_reader.StreamReader` (records in file order = time order for
 rosbag2-written files): every complete message before the cut is yielded — also those of a
 partly written chunk — and then :class:`BagTruncatedError` is raised. SQLite3 bags have no such
-fallback (a damaged .db3 stays a ValueError at open).
+fallback (a damaged .db3 stays a ValueError at open). An MCAP file that rosbags refuses because
+its profile is not ``ros2`` (written by another tool; CDR messages with ros2msg/ros2idl schemas)
+is read the same sequential way.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from typing import Any, NamedTuple
 from rosbags.interfaces import MessageDefinition, MessageDefinitionFormat
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from .msgtypes import canonical_msgtype
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +80,13 @@ def read_messages(path: str | Path, topics: Iterable[str] | None = None, *,
         if importlib.util.find_spec("mcap") is None:  # requirements.txt, not an install_requires of the package
             raise ValueError(f"{error} (install the 'mcap' package to read what a truncated MCAP bag "
                              "holds)") from error
-        logger.warning("bag %r cannot be opened by rosbags (%s): it is probably truncated; reading its MCAP "
-                       "records sequentially", str(path), error.__cause__ or error)
+        cause = error.__cause__ or error
+        if "profile" in str(cause).lower():  # an MCAP from another tool (profile "" …): not damaged
+            logger.info("bag %r is an MCAP file without the ros2 profile (%s); reading its records with the mcap "
+                        "library", str(path), cause)
+        else:
+            logger.warning("bag %r cannot be opened by rosbags (%s): it is probably truncated; reading its MCAP "
+                           "records sequentially", str(path), cause)
         _check_stream_topics(path, files, wanted, listed_topics)
         return _read_mcap_stream(files, wanted, deserialize)
     _check_topics(path, wanted, available)
@@ -95,9 +106,16 @@ def _iterate(path: Path, wanted: list[str] | None, deserialize: bool) -> Iterato
         typestore = _typestore_for(connections) if deserialize else None
         if not connections:
             return
+        msgtypes = {c.id: connection_msgtype(c) for c in connections}
         for connection, timestamp, rawdata in reader.messages(connections=connections):
-            msg = typestore.deserialize_cdr(rawdata, connection.msgtype) if typestore else None
-            yield BagMessage(connection.topic, connection.msgtype, timestamp, bytes(rawdata), msg)
+            msgtype = msgtypes[connection.id]
+            msg = typestore.deserialize_cdr(rawdata, msgtype) if typestore else None
+            yield BagMessage(connection.topic, msgtype, timestamp, bytes(rawdata), msg)
+
+
+def connection_msgtype(connection) -> str:
+    """A rosbags Connection's type as a ROS 2 name (see :func:`.msgtypes.canonical_msgtype`)."""
+    return canonical_msgtype(connection.msgtype, connection.msgdef)
 
 
 def open_reader(path: Path) -> Reader:
@@ -110,7 +128,24 @@ def open_reader(path: Path) -> Reader:
     except (ReaderError, FileNotFoundError, OSError, KeyError, ValueError, OverflowError, struct.error,
             EOFError) as error:  # damaged MCAP can make rosbags fail with OverflowError / struct.error
         raise ValueError(f"{str(path)!r} is not a readable rosbag2 bag: {error}") from error
+    _warn_unmerged_wal(path)
     return reader
+
+
+_WARNED_WAL: set[Path] = set()
+
+
+def _warn_unmerged_wal(path: Path) -> None:
+    """Log once per file: rosbags opens SQLite3 bags read-only and immutable, so messages still in a
+    ``.db3-wal`` journal (a recording with the ``resilient`` preset that did not close) are not read."""
+    files = sorted(path.glob("*.db3")) if path.is_dir() else [path]
+    for db in files:
+        wal = db.with_name(db.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0 and wal not in _WARNED_WAL:
+            _WARNED_WAL.add(wal)
+            logger.warning("%s holds a SQLite write-ahead journal (%d bytes) that is not merged into %s: its "
+                           "messages are not read. Open the .db3 once with sqlite3 (as a copy) to merge it.",
+                           wal, wal.stat().st_size, db.name)
 
 
 def _typestore_for(connections):
@@ -123,7 +158,8 @@ def _typestore_for(connections):
 def _register_missing(typestore, connections) -> None:
     extra = {}
     for connection in connections:
-        if connection.msgtype not in typestore.types and connection.msgdef.format == MessageDefinitionFormat.MSG:
+        if connection_msgtype(connection) not in typestore.types \
+                and connection.msgdef.format == MessageDefinitionFormat.MSG:
             extra.update(get_types_from_msg(connection.msgdef.data, connection.msgtype))
     if extra:
         typestore.register(extra)
@@ -322,7 +358,8 @@ def _channel(record, schema) -> _Channel:
     else:
         fmt = {"ros2msg": MessageDefinitionFormat.MSG, "ros2idl": MessageDefinitionFormat.IDL}.get(
             schema.encoding, MessageDefinitionFormat.NONE)
-        msgtype, msgdef = schema.name, MessageDefinition(fmt, schema.data.decode("utf-8", "replace"))
+        msgdef = MessageDefinition(fmt, schema.data.decode("utf-8", "replace"))
+        msgtype = canonical_msgtype(schema.name, msgdef)
     return _Channel(record.id, record.topic, msgtype, msgdef, record.message_encoding)
 
 

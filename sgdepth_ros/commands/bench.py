@@ -4,13 +4,14 @@ Stages for one 1242×375 PNG frame at the network size (640×192 by default), de
 segmentation: decode (PNG → RGB), preprocess (resize + normalise), forward, postprocess
 (disparity → depth, labels), colourise (depth colours, label colours, overlay). The backends
 are measured interleaved, frame by frame, in the same run, so machine noise hits them alike.
+
+A second table measures the lazy work of the node: the predictor with only the depth tail, only
+the segmentation tail, or both (what an output with no subscriber saves), interleaved likewise.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("decode", "preprocess", "forward", "postprocess", "colourise")
+TASK_SETS = {"both": ("depth", "segmentation"), "depth only": ("depth",), "segmentation only": ("segmentation",)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,27 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma list among torch-cpu, openvino, torch-cuda-fp32, torch-cuda-fp16, torch-cuda-bf16 "
                         "(default: the CPU ones, plus CUDA when present)")
     p.add_argument("--output", default="docs/benchmarks.md", help="Markdown file to update ('-' prints only)")
-
-
-def machine_description() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    try:
-        import openvino
-        ov = f", OpenVINO {openvino.__version__.split('-')[0]}"
-    except ImportError:
-        ov = ""
-    return (f"{cpu}, {os.cpu_count()} logical cores{gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__}{ov}")
 
 
 def _make_predictors(model_path: str, names: list[str]):
@@ -113,6 +94,34 @@ def precision_errors(model_path: str) -> list[str]:
     return lines
 
 
+def measure_tasks(predictors: dict, rgb: np.ndarray, iterations: int, warmup: int) -> dict[str, dict[str, list]]:
+    """Predictor time (preprocess + forward + postprocess, ms) per task set, task sets and backends interleaved
+    → {backend: {task set name: [ms, …]}}."""
+    times = {n: {t: [] for t in TASK_SETS} for n in predictors}
+    for i in range(warmup + iterations):
+        for name, predictor in predictors.items():
+            for label, tasks in TASK_SETS.items():
+                pred = predictor.predict(rgb, tasks=tasks)
+                if i >= warmup:
+                    times[name][label].append(sum(pred.timings.values()))
+    return times
+
+
+def render_task_table(times: dict) -> list[str]:
+    lines = ["| backend | " + " | ".join(f"{t} p50 / p95" for t in TASK_SETS) + " |",
+             "|" + "---|" * (len(TASK_SETS) + 1)]
+    for name, rec in times.items():
+        both = np.median(rec["both"])
+        cells = []
+        for label in TASK_SETS:
+            cell = f"{np.median(rec[label]):.1f} / {np.percentile(rec[label], 95):.1f}"
+            if label != "both":
+                cell += f" (−{100 * (1 - np.median(rec[label]) / both):.0f} %)"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_table(times: dict, baseline: str | None) -> list[str]:
     head = "| backend | " + " | ".join(f"{s} p50 / p95" for s in STAGES + ("end_to_end",)) + " | e2e / forward |"
     lines = [head, "|" + "---|" * (len(STAGES) + 3)]
@@ -130,25 +139,12 @@ def render_table(times: dict, baseline: str | None) -> list[str]:
     return lines
 
 
-def update_markdown(path: Path, section: str, key: str = "inference") -> None:
-    """Replace the block between ``<!-- bench:KEY:start -->`` and ``…:end -->`` (appended if absent)."""
-    start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    block = f"{start}\n{section}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def run(args: argparse.Namespace) -> int:
     import cv2
     import torch
 
     from ..samples import road_scene
-    from .demo import make_untrained_checkpoint
+    from .helpers import machine_description, make_untrained_checkpoint, update_markdown
 
     if args.iterations < 1 or args.warmup < 0:
         print("error: --iterations must be ≥ 1 and --warmup ≥ 0")
@@ -160,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         predictors = _make_predictors(model_path, names)
         ok, png = cv2.imencode(".png", cv2.cvtColor(road_scene(1242, 375), cv2.COLOR_RGB2BGR))
         times = measure(predictors, png.tobytes(), args.iterations, args.warmup)
+        task_times = measure_tasks(predictors, road_scene(1242, 375), args.iterations, args.warmup)
         extra = precision_errors(model_path) if any("cuda" in n for n in names) else []
     size = next(iter(predictors.values())).input_size
     section = [
@@ -168,7 +165,12 @@ def run(args: argparse.Namespace) -> int:
         f"milliseconds, {args.iterations} frames per backend after {args.warmup} warm-up, backends interleaved.", "",
         f"- machine: {machine_description()}",
         f"- date: {dt.date.today().isoformat()}; command: `sgdepth-ros bench --iterations {args.iterations}`", "",
-        *render_table(times, "torch-cpu" if "torch-cpu" in times else None), *extra,
+        *render_table(times, "torch-cpu" if "torch-cpu" in times else None), *extra, "",
+        "### Lazy work: only the wanted decoder tail", "",
+        "The node runs only the tasks its subscribers need (`Predictor.predict(..., tasks=...)`; OpenVINO compiles "
+        "one graph per task set on first use). Predictor time (preprocess + forward + postprocess) of the same frame "
+        "per task set, ms, interleaved; in brackets the saving over both tasks:", "",
+        *render_task_table(task_times),
     ]
     text = "\n".join(section)
     print(text)

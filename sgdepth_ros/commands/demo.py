@@ -10,6 +10,7 @@ says so plainly.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 DEMO_TOWN_SEED = 1  # the default model was trained on seed 7's towns
@@ -26,20 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
 
-def make_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
-    """Write a randomly initialised SGDepth in our format, marked untrained in its metadata."""
-    import torch
-
-    from ..model import SGDepth, save_checkpoint
-
-    torch.manual_seed(seed)
-    model = SGDepth(pose_layers=None)
-    meta = {"trained": False,
-            "provenance": {"source": f"random initialisation (torch seed {seed})",
-                           "note": "not a depth or segmentation result"}}
-    return save_checkpoint(model, path, meta)
-
-
 def render_drive_bag(out: Path, frames: int) -> Path:
     """One synthetic drive as an MCAP bag under ``out`` → the bag folder."""
     from sgdepth_training.synth.generate import SynthConfig, generate
@@ -50,9 +37,16 @@ def render_drive_bag(out: Path, frames: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cli import run_command, training_missing_message
     from ..default_model import default_model_path
-    from . import replay
+    from .helpers import make_untrained_checkpoint
 
+    try:  # the drive is rendered by the synthetic world of the offline tools
+        import sgdepth_training.synth.generate  # noqa: F401
+    except ImportError as error:
+        print(training_missing_message("'sgdepth-ros demo' (it renders its drive with the synthetic world)", error)
+              + " Without them, replay a bag of your own: sgdepth-ros replay BAG --out OUT.", file=sys.stderr)
+        return 2
     if not 3 <= args.frames <= 300:
         print(f"error: --frames must be within 3..300, got {args.frames}")
         return 2
@@ -70,13 +64,11 @@ def run(args: argparse.Namespace) -> int:
     bag = render_drive_bag(out / "synth", args.frames)
     print(f"replaying it {args.mode} " + ("through sgdepth_node over DDS " if args.mode == "live" else "")
           + f"with {model.name} …")
-    parser = argparse.ArgumentParser()
-    replay.add_arguments(parser)
     replay_args = [str(bag), "--model", str(model), "--mode", args.mode, "--out", str(out / "replay"),
                    "--overwrite", "--device", args.device]
     if args.mode == "live":
         replay_args += ["--rate", f"{args.rate:g}", "--use-sim-time"]
-    code = replay.run(parser.parse_args(replay_args))
+    code = run_command("replay", replay_args)
     print(f"\ndemo drive bag: {bag}\ndemo replay: {out / 'replay'} (report.md, preview.png, the output bag)")
     if untrained:
         print("The network above had UNTRAINED random weights (the default model file is missing): this checks the "

@@ -1,4 +1,8 @@
-"""``sgdepth-ros infer``: run a checkpoint over image files, a folder or a video."""
+"""``sgdepth-ros infer``: run a checkpoint over image files, a folder or a video.
+
+Each file fails alone: an unreadable, corrupt or oversized image (or one whose results cannot be written) is named
+with the reason in ``summary.json`` and on stderr, and the others are processed; the exit code is 1 if any failed.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,11 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..scale import DEFAULT_SCALE_MODE, SCALE_MODES
+
 DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 = depth·256, 0 = invalid
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="checkpoint: our .safetensors or a reference SGDepth model.pth")
+    p.add_argument("--model", default=None,
+                   help="checkpoint: our .safetensors or a reference SGDepth model.pth (default: the shipped "
+                        "synthetic-world model, which knows only the synthetic world)")
     p.add_argument("--input", required=True, help="an image file, a folder of images, or a video file")
     p.add_argument("--output", required=True, help="folder for the results (created if missing)")
     p.add_argument("--width", type=int, default=None, help="network input width, multiple of 32 (default: checkpoint's, 640)")
@@ -24,8 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"))
     p.add_argument("--resolution", default="input", choices=("input", "network"),
                    help="write results at the input image size (default) or the network size")
+    p.add_argument("--scale-mode", choices=SCALE_MODES, default=DEFAULT_SCALE_MODE,
+                   help="auto (default): --scale-factor, else the factor stored in the checkpoint, else relative "
+                        "depth; fixed: the same but an error without a factor; relative: always model units")
     p.add_argument("--scale-factor", type=float, default=None,
-                   help="metres per model unit (default: from the checkpoint; none = relative depth)")
+                   help="metres per model unit (default: the checkpoint's, see --scale-mode)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours, 0..1")
     p.add_argument("--npy", action="store_true", help="also write depth as float32 .npy")
     p.add_argument("--no-preview", action="store_true", help="skip the stacked image|labels|depth preview")
@@ -61,21 +72,41 @@ def collect_inputs(source: Path) -> tuple[list[InputItem], list[str]]:
 
 
 def iter_images(items: list[InputItem]):
-    """Yield (name, rgb array | None, error message | None); videos expand to frames."""
-    from ..imageio import ImageReadError, iter_video, read_rgb
+    """Yield (name, rgb array | None, error message | None); videos expand to frames.
+
+    A file that cannot be read (missing, unreadable, corrupt, too large to decode, out of memory) yields its error
+    and the next file follows; a video that fails part-way keeps the frames before the failure.
+    """
+    from ..imageio import iter_video, read_rgb
 
     for item in items:
         if item.frame is None:
             try:
-                yield item.name, read_rgb(item.path), None
-            except (ImageReadError, OSError) as exc:
-                yield item.name, None, str(exc)
+                rgb = read_rgb(item.path)
+            except Exception as exc:  # noqa: BLE001 — one bad file fails alone (MemoryError included)
+                yield item.name, None, _reason(item.path, exc)
+            else:
+                yield item.name, rgb, None
             continue
         try:
             for index, frame in iter_video(item.path):
                 yield f"{item.name}_{index:06d}", frame, None
-        except ImageReadError as exc:
-            yield item.name, None, str(exc)
+        except Exception as exc:  # noqa: BLE001
+            yield item.name, None, _reason(item.path, exc)
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in one line."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({text})"
+    return text if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {text}"
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    """One line naming the file and what went wrong."""
+    text = _describe(exc)
+    return text if str(path) in text else f"{path}: {text}"
 
 
 def write_results(out_dir: Path, name: str, pred, args) -> None:
@@ -108,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from ..default_model import default_model_path
     from ..predictor import Predictor
     from ..preprocess import as_rgb8
 
@@ -122,13 +154,20 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    model = args.model or default_model_path()
+    if model is None:
+        print("error: no --model given and the default model file is not in this installation", file=sys.stderr)
+        return 2
     size = (args.width, args.height) if args.width else None
-    predictor = Predictor(args.model, device=args.device, precision=args.precision, input_size=size,
+    predictor = Predictor(model, device=args.device, precision=args.precision, input_size=size,
                           backend=args.backend, output_resolution=args.resolution,
-                          scale_factor=args.scale_factor)
+                          scale_mode=args.scale_mode, scale_factor=args.scale_factor)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"model: {args.model}\nrunning: {predictor.describe()}")
+    print(f"model: {model}\nrunning: {predictor.describe()}")
+    if not args.model:
+        print("NOTE: no --model given: the shipped default model knows only the synthetic world; for real cameras "
+              "use the released SGDepth weights (--model model.pth).")
     if not predictor.trained:
         print("NOTE: these weights are UNTRAINED (random initialisation); the outputs show that the "
               "pipeline runs, not what SGDepth predicts.")
@@ -144,14 +183,15 @@ def run(args: argparse.Namespace) -> int:
             t1 = time.perf_counter()
             write_results(out_dir, name, pred, args)
             t2 = time.perf_counter()
-        except (ValueError, OSError) as exc:
-            failures.append(f"{name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 — one bad image fails alone (MemoryError included)
+            failures.append(f"{name}: {_describe(exc)}")
             continue
         timings.append({**pred.timings, "write": (t2 - t1) * 1e3, "total": (t2 - t0) * 1e3})
         done.append(name)
     summary = {
-        "model": str(args.model), "runner": predictor.describe(), "trained_weights": predictor.trained,
+        "model": str(model), "runner": predictor.describe(), "trained_weights": predictor.trained,
         "depth_units": "metres" if predictor.is_metric else "model units (relative)",
+        "scale": {"mode": args.scale_mode, "factor": predictor.scale_factor, "source": predictor.scale.describe()},
         "processed": len(done), "failed": failures, "skipped": skipped,
         "median_ms": {k: float(np.median([t[k] for t in timings])) for k in (timings[0] if timings else {})},
     }

@@ -5,7 +5,12 @@
 
 Writes into ``--out``: ``<bag>_replay/`` (MCAP bag: the inputs, the ground truth and every node output),
 ``report.json``, ``report.md``, plots and ``preview.png``. Exit 0 on a complete run; 1 when the bag could only be
-read in part or the node failed (the report then holds what was done); 2 for bad arguments or topics.
+read in part, the node failed or no frame was evaluated (an image topic whose messages cannot be read, a node that
+delivered nothing; the report then holds what was done and why); 2 for bad arguments or topics (an image topic
+without messages included).
+
+Live mode runs on the caller's ``ROS_DOMAIN_ID`` when it is set, else on a free domain it picks (the report names it),
+always with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``.
 """
 from __future__ import annotations
 
@@ -117,13 +122,14 @@ def run(args: argparse.Namespace) -> int:
     from ..bag import BagWriter
     from ..default_model import default_model_path
     from ..model import read_metadata
-    from .bench import machine_description
+    from ..scale import resolve_scale
+    from .helpers import machine_description
     from ..replay.evaluate import EvalSettings, ReplayEvaluator
     from ..replay.frames import FrameReader
     from ..replay.lidar import parse_transform
     from ..replay.recorder import FrameRecorder
     from ..replay.report import write_report
-    from ..replay.topics import COMPRESSED, TopicError, list_topics, resolve_topics
+    from ..replay.topics import COMPRESSED, TopicError, describe, list_topics, resolve_topics
     from ..ros.messages import output_topics
 
     if args.previews < 0:
@@ -156,9 +162,13 @@ def run(args: argparse.Namespace) -> int:
             return _fail("LiDAR ground truth needs a CameraInfo topic (--camera-info)")
     image_topic = next(t for t in bag_topics if t.name == topics.image)
     image_count = image_topic.count
+    if image_count == 0:
+        return _fail(f"{args.bag}: the image topic {topics.image} has no messages: nothing to replay. The bag has:\n"
+                     f"{describe(bag_topics)}")
     total = min(image_count, args.max_frames or image_count)
 
-    scale = args.scale_factor or (read_metadata(model).get("scale") or {}).get("factor")  # metres per model unit
+    # metres per model unit, by the one rule of every entry point (sgdepth_ros.scale, mode auto); None = relative
+    scale = resolve_scale("auto", args.scale_factor, read_metadata(model), str(model)).factor()
     out = Path(args.out)
     bag_out = _prepare_out(out, f"{Path(args.bag).name.removesuffix('.mcap').removesuffix('.db3')}_replay",
                            args.overwrite)
@@ -176,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     errors: list[str] = []
     result: dict = {"sent": 0, "latency_ms": [], "wall_s": 0.0}
     description = ""
+    domain = None  # live: (ROS_DOMAIN_ID, "ROS_DOMAIN_ID" | "free")
     bar = tqdm(total=total, unit="frame", desc=f"replay {args.mode}", dynamic_ncols=True,
                disable=not sys.stderr.isatty())
     try:
@@ -185,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             from ..replay.offline import run_offline
 
             predictor = Predictor(model, device=args.device, backend=args.backend, output_resolution="input",
-                                  scale_factor=scale, checkpoint_scale=False)
+                                  scale_mode="auto", scale_factor=scale)
             description = predictor.describe()
             result = run_offline(frames, predictor, recorder, bar)
         else:
@@ -195,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
                                     args.scale_factor, args.device, node_params, args.drain)
             with LiveReplay(settings, {k: t for k, (t, _) in keys.items()}, topics.image, topics.camera_info,
                             compressed=image_topic.msgtype == COMPRESSED) as live:
+                domain = (live.domain_id, live.domain_source)
                 result = live.play(frames, recorder, bar)
             description = _node_model_line(live.node_output) or str(model)
             if not result["node_alive"]:
@@ -208,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
     errors = reader.errors + errors
     sent = result.get("sent", recorder.delivered)
     delivered = recorder.delivered
+    nothing = _nothing_evaluated(sent, delivered, topics.image, image_count, reader)
+    if nothing and not errors:  # with another error, that error is the reason
+        errors.append(nothing)
     node = result.get("node") or None
     if node and not args.use_sim_time:  # the node's clock is wall time, the stamps are the bag's
         node = {k: v for k, v in node.items() if not k.startswith("latency_")}
@@ -220,7 +235,9 @@ def run(args: argparse.Namespace) -> int:
                      "use_sim_time": args.use_sim_time if args.mode == "live" else None,
                      "protocol": args.protocol, "min_depth_eval": args.min_depth, "max_depth_eval": args.max_depth,
                      "scale_factor": scale, "output_resolution": "input", "namespace": namespace,
-                     "node_params": node_params or None},
+                     "node_params": node_params or None,
+                     "ros_domain_id": domain[0] if domain else None,
+                     "ros_domain_id_source": domain[1] if domain else None},
         "topics": topics.as_dict(),
         "frames": {"in_bag": image_count, "sent": sent, "delivered": delivered,
                    "dropped": sent - delivered, "incomplete": result.get("incomplete"),
@@ -244,6 +261,20 @@ def run(args: argparse.Namespace) -> int:
     summary["outputs"] = write_report(summary, out, recorder.previews)
     _print_summary(summary, out)
     return 1 if errors else 0
+
+
+def _nothing_evaluated(sent: int, delivered: int, image_topic: str, listed: int, reader) -> str | None:
+    """Why no frame was evaluated (an error of the run), or None when some were."""
+    if delivered:
+        return None
+    if sent:
+        return f"the node delivered none of the {sent} frames sent (depth and labels of a frame never both arrived)"
+    unreadable = dict(reader.unreadable)
+    if unreadable:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(unreadable.items()))
+        return f"no image on {image_topic} could be decoded ({kinds}): 0 frames evaluated"
+    return (f"no message of {image_topic} could be read although the bag's index lists {listed}: its metadata.yaml "
+            f"does not match its storage files ({reader.messages} messages read on the replayed topics)")
 
 
 def _command_line(args: argparse.Namespace, model: Path) -> str:
@@ -275,6 +306,10 @@ def _print_summary(summary: dict, out: Path) -> None:
     f = summary["frames"]
     print(f"replay ({summary['mode']}) of {summary['bag']}: {f['delivered']} of {f['sent']} frames delivered"
           + (f", {f['dropped']} dropped" if f["dropped"] else ""))
+    settings = summary["settings"]
+    if settings.get("ros_domain_id") is not None:
+        origin = "from ROS_DOMAIN_ID" if settings["ros_domain_id_source"] == "ROS_DOMAIN_ID" else "a free one, picked"
+        print(f"  ROS domain {settings['ros_domain_id']} ({origin})")
     depth = summary["depth"]
     if depth:
         m = depth["median"]["metrics"]
@@ -290,7 +325,10 @@ def _print_summary(summary: dict, out: Path) -> None:
         print(f"  latency ({lat['what']}): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms; "
               f"{summary['throughput_fps']:.1f} frames/s")
     for error in summary["errors"]:
-        print(f"  PARTIAL: {error}")
+        if f["delivered"]:
+            print(f"  PARTIAL: {error}")
+        else:
+            print(f"error: {error}", file=sys.stderr)
     outputs = summary["outputs"]
     print(f"  report: {outputs.get('report_md')}" + (f", preview: {outputs['preview']}" if outputs.get("preview")
                                                      else ""))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import pickle
 import re
@@ -28,6 +29,11 @@ FORMAT_VERSION = 1
 METADATA_KEY = "sgdepth_ros"
 DEFAULT_INPUT_SIZE = (640, 192)  # width, height of the released SGDepth models
 DEFAULT_MIN_DEPTH, DEFAULT_MAX_DEPTH = 0.1, 100.0
+# Network input sizes a checkpoint (or a caller) may ask for: each side a multiple of 32 up to MAX_INPUT_SIDE, at
+# most MAX_INPUT_PIXELS in all (2048×2048; the released models run 640×192, Cityscapes evaluation 1024×512). Larger
+# would allocate gigabytes per forward pass.
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = 2048 * 2048
 _MAX_LISTED = 12
 
 
@@ -74,6 +80,8 @@ def _is_safetensors(path: Path) -> bool:
 def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
     except pickle.UnpicklingError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = next((ln for ln in lines if "Unsupported" in ln or "Unpickler error" in ln), lines[-1] if lines else "")
@@ -89,35 +97,114 @@ def _read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """→ (tensors, validated metadata); the metadata is checked before any tensor is read."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = (f.metadata() or {}).get(METADATA_KEY)
+            if raw_meta is None:
+                raise CheckpointError(f"{path}: safetensors file without '{METADATA_KEY}' metadata; "
+                                      f"convert weights with 'sgdepth-ros convert'")
+            try:
+                meta = validate_metadata(json.loads(raw_meta), path)
+            except json.JSONDecodeError as exc:
+                raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
-    if raw_meta is None:
-        raise CheckpointError(f"{path}: safetensors file without '{METADATA_KEY}' metadata; "
-                              f"convert weights with 'sgdepth-ros convert'")
-    try:
-        meta = json.loads(raw_meta)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
     return tensors, meta
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Read a checkpoint file → (state_dict on CPU, our metadata or None for a reference file)."""
+    """Read a checkpoint file → (state_dict on CPU, our validated metadata or None for a reference file).
+
+    Raises ``CheckpointError`` (one line naming the file) for a missing, unreadable, corrupt or unsafe file and
+    for metadata that fails :func:`validate_metadata`.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
-    if _is_safetensors(path):
-        return _read_safetensors(path)
-    state = _read_torch_state_dict(path)
+    try:
+        if _is_safetensors(path):
+            return _read_safetensors(path)
+        state = _read_torch_state_dict(path)
+    except OSError as exc:  # permissions, I/O errors: the file exists but cannot be read
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or type(exc).__name__})") from exc
     if all(k.startswith("module.") for k in state):  # saved from DataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
     return state, None
+
+
+# --------------------------------------------------------------------------- metadata validation
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_metadata(meta, path: str | os.PathLike = "<metadata>") -> dict:
+    """Check a checkpoint's metadata document once, at load → the same dict with defaults for optional fields.
+
+    Required: ``input_size`` {width, height}: integers, multiples of 32, each side within 32..MAX_INPUT_SIDE and
+    width·height ≤ MAX_INPUT_PIXELS. Optional (defaults of :func:`default_metadata`): ``min_depth``/``max_depth``
+    finite numbers with 0 < min < max; ``scale`` null or {factor: null or a positive finite number, source: text};
+    ``trained`` bool; ``class_names`` 19 strings; ``void_channel`` 19; ``provenance`` an object; ``format``
+    "sgdepth_ros" and ``format_version`` ≤ FORMAT_VERSION. Anything else raises ``CheckpointError`` naming the file
+    and the field; other keys are kept as they are.
+    """
+    def bad(field: str, expected: str, value) -> CheckpointError:
+        shown = "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else json.dumps(value)
+        return CheckpointError(f"{path}: refused: metadata field '{field}' must be {expected}, got {shown[:60]}")
+
+    if not isinstance(meta, dict):
+        raise bad("(document)", "a JSON object", meta)
+    if "format" in meta and meta["format"] != FORMAT_NAME:
+        raise bad("format", f'"{FORMAT_NAME}"', meta["format"])
+    version = meta.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise bad("format_version", f"an integer 1..{FORMAT_VERSION} (a newer file needs a newer sgdepth_ros)",
+                  version)
+    size = meta.get("input_size")
+    if not isinstance(size, dict):
+        raise bad("input_size", "an object {width, height}", size)
+    for side in ("width", "height"):
+        value = size.get(side)
+        if isinstance(value, bool) or not isinstance(value, int) or value % 32 or not 32 <= value <= MAX_INPUT_SIDE:
+            raise bad(f"input_size.{side}", f"an integer multiple of 32 within 32..{MAX_INPUT_SIDE}", value)
+    if size["width"] * size["height"] > MAX_INPUT_PIXELS:
+        raise bad("input_size", f"at most {MAX_INPUT_PIXELS} pixels (width·height)",
+                  f"{size['width']}x{size['height']}")
+    out = {**default_metadata(ModelConfig()), **meta}
+    for name in ("min_depth", "max_depth"):
+        if not _is_number(out[name]) or out[name] <= 0:
+            raise bad(name, "a positive finite number", out[name])
+    if not out["min_depth"] < out["max_depth"]:
+        raise bad("min_depth", f"below max_depth ({out['max_depth']:g})", out["min_depth"])
+    scale = out["scale"]
+    if scale is None:
+        out["scale"] = scale = {"factor": None}
+    if not isinstance(scale, dict):
+        raise bad("scale", "null or an object {factor, source}", scale)
+    factor = scale.get("factor")
+    if factor is not None and not (_is_number(factor) and factor > 0):
+        raise bad("scale.factor", "null or a positive finite number (metres per model unit)", factor)
+    if scale.get("source") is not None and not isinstance(scale["source"], str):
+        raise bad("scale.source", "text", scale["source"])
+    if not isinstance(out["trained"], bool):
+        raise bad("trained", "true or false", out["trained"])
+    names = out["class_names"]
+    if not (isinstance(names, list) and len(names) == len(CLASS_NAMES) and all(isinstance(n, str) for n in names)):
+        raise bad("class_names", f"a list of {len(CLASS_NAMES)} names", names)
+    if out["void_channel"] != 19 or isinstance(out["void_channel"], bool):
+        raise bad("void_channel", "19", out["void_channel"])
+    if not isinstance(out["provenance"], dict):
+        raise bad("provenance", "an object", out["provenance"])
+    return out
+
 
 
 # --------------------------------------------------------------------------- configuration
@@ -220,6 +307,7 @@ def save_checkpoint(model: SGDepth, path: str | os.PathLike, metadata: dict | No
     meta["architecture"] = config.to_dict()
     meta["dtype"] = str(dtype).replace("torch.", "")
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    meta = validate_metadata(meta, path)  # never write a file that loading would refuse
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})

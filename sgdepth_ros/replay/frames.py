@@ -2,7 +2,10 @@
 
 A frame is emitted once every companion topic has a message with the image's stamp (LiDAR: a cloud within
 ``lidar_tolerance_s``), or once the bag has moved ``window_s`` past the image without one; so memory stays bounded
-on long bags. CameraInfo falls back to the newest one received before (drivers often latch a constant one).
+on long bags. CameraInfo pairs by the node's rule (:class:`sgdepth_ros.ros.sync.CameraInfoPairing`): the one with the
+image's stamp, else (``camera_info_fallback_latest``, default on) the latest one of the image's size received
+before, as latched or constant-stamp publishers need; a frame waits for a CameraInfo with its stamp only while
+stamps do pair. Each CameraInfo is validated once, on arrival (``bad_intrinsics`` counted per message).
 
 Bad messages never end the replay: a frame whose image cannot be decoded is counted in ``unreadable`` (by the
 node's error kinds) and skipped; a ground truth that cannot be decoded or does not fit the image is counted and that
@@ -22,7 +25,7 @@ from ..bag.reader import BagMessage, read_messages
 from ..ros.camera_model import CameraGeometry, check_geometry
 from ..ros.image_codec import (DEFAULT_MAX_PIXELS, InputError, decode_compressed, image_message_to_rgb,
                                 scalar_message_to_array)
-from ..ros.sync import stamp_ns
+from ..ros.sync import CameraInfoPairing, stamp_ns
 from .lidar import message_xyz, project_to_depth
 from .topics import COMPRESSED, ReplayTopics
 
@@ -35,7 +38,8 @@ class ReplayFrame:
 
     index: 0-based position among the bag's images; stamp_ns: header stamp (int ns); frame_id: the image's.
     image_msg / image_raw: the recorded message (rosbags object) and its CDR bytes; rgb: HxWx3 uint8 RGB.
-    info_msg / info_raw: the paired CameraInfo or None; geometry: its validated intrinsics (:attr:`K` as 3x3).
+    info_msg / info_raw: the paired CameraInfo or None; geometry: its validated intrinsics (:attr:`K`: the
+    rectified camera matrix P[:3, :3], 3x3).
     depth_gt: HxW float32 metres, 0 = no ground truth (dense image or projected LiDAR), or None.
     labels_gt: HxW uint8 Cityscapes trainIds (255 = ignore), or None. gt_source: "dense", "lidar" or None.
     gt_raw: the ground-truth messages used, as ``(topic, msgtype, header stamp ns, CDR bytes)``, for the output bag.
@@ -58,14 +62,15 @@ class ReplayFrame:
 
     @property
     def K(self) -> np.ndarray | None:
-        """3x3 float64 intrinsics in pixels, or None without a CameraInfo."""
-        return None if self.geometry is None else np.asarray(self.geometry.k, np.float64).reshape(3, 3)
+        """3x3 float64 camera matrix of the (rectified) image in pixels: CameraInfo P[:3, :3] (K when P is unset),
+        or None without a CameraInfo."""
+        return None if self.geometry is None else self.geometry.matrix
 
 
 def decode_rgb(msg, msgtype: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An Image or CompressedImage message → HxWx3 uint8 RGB (raises InputError)."""
     if msgtype == COMPRESSED:
-        return decode_compressed(msg.data, max_pixels)
+        return decode_compressed(msg.data, max_pixels, str(getattr(msg, "format", "")))
     return image_message_to_rgb(msg, max_pixels)
 
 
@@ -94,26 +99,30 @@ class FrameReader:
         camera_from_lidar: 4x4 transform lidar → camera optical frame; needed with ``topics.lidar``.
         window_s: how far (bag time) past an image its companions are awaited.
         lidar_tolerance_s: largest |cloud stamp − image stamp| accepted.
+        camera_info_fallback_latest: pair an image no CameraInfo stamp matches with the latest CameraInfo of its
+            size (the node's parameter of that name).
     After (or during) iteration: ``errors`` (list of str), ``unreadable`` (Counter of error kinds),
     ``frames`` (frames yielded), ``messages`` (messages read).
     """
 
     def __init__(self, path: str | Path, topics: ReplayTopics, camera_from_lidar: np.ndarray | None = None,
-                 window_s: float = 0.5, lidar_tolerance_s: float = 0.05, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 window_s: float = 0.5, lidar_tolerance_s: float = 0.05, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 camera_info_fallback_latest: bool = True):
         if topics.lidar and camera_from_lidar is None:
             raise ValueError(f"LiDAR ground truth ({topics.lidar}) needs the camera←lidar transform")
         self.path, self.topics = Path(path), topics
         self.camera_from_lidar = camera_from_lidar
         self.window_ns, self.lidar_tolerance_ns = int(window_s * 1e9), int(lidar_tolerance_s * 1e9)
         self.max_pixels = max_pixels
+        self.camera_info_fallback_latest = camera_info_fallback_latest
         self.errors: list[str] = []
         self.unreadable: Counter[str] = Counter()
         self.frames = 0
         self.messages = 0
         self._roles = {name: role for role, name in topics.as_dict().items() if name}
         self._stores: dict[str, OrderedDict[int, BagMessage]] = {
-            role: OrderedDict() for role in self._roles.values() if role != "image"}
-        self._latest_info: BagMessage | None = None
+            role: OrderedDict() for role in self._roles.values() if role not in ("image", "camera_info")}
+        self._infos = CameraInfoPairing(_COMPANION_CAPACITY) if topics.camera_info else None
         self._index = 0
 
     def __iter__(self) -> Iterator[ReplayFrame]:
@@ -130,13 +139,13 @@ class FrameReader:
                     continue
                 if role == "image":
                     pending.append((stamp, message))
+                elif role == "camera_info":
+                    self._add_camera_info(stamp, message)
                 else:
                     store = self._stores[role]
                     store[stamp] = message
                     while len(store) > _COMPANION_CAPACITY:
                         store.popitem(last=False)
-                    if role == "camera_info":
-                        self._latest_info = message
                 yield from self._ready(pending, message.timestamp_ns, flush=False)
         except Exception as error:  # a truncated or corrupt bag: keep what was read
             self.errors.append(f"reading {self.path} failed after {self.messages} messages "
@@ -157,7 +166,18 @@ class FrameReader:
                 self.frames += 1
                 yield frame
 
+    def _add_camera_info(self, stamp: int, message: BagMessage) -> None:
+        try:
+            geometry = check_geometry(message.msg.width, message.msg.height, message.msg.k, message.msg.p)
+        except InputError as error:
+            self.unreadable[error.kind] += 1
+            self._infos.add_rejected(stamp)
+            return
+        self._infos.add(stamp, geometry.width, geometry.height, (message, geometry))
+
     def _complete(self, stamp: int) -> bool:
+        if self._infos is not None and self._infos.expects() and not self._infos.has_stamp(stamp):
+            return False
         for role, store in self._stores.items():
             if role == "lidar":  # every cloud that could be the nearest has arrived
                 if not any(s >= stamp + self.lidar_tolerance_ns for s in store):
@@ -182,17 +202,13 @@ class FrameReader:
         height, width = rgb.shape[:2]
         frame = ReplayFrame(index, stamp, str(message.msg.header.frame_id), message.msg, message.rawdata,
                             message.msgtype, rgb)
-        info = self._stores.get("camera_info", {}).get(stamp) or self._latest_info
-        if info is not None:
-            try:
-                geometry = check_geometry(info.msg.width, info.msg.height, info.msg.k, info.msg.p)
-                if (geometry.width, geometry.height) != (width, height):
-                    raise InputError("camera_info_size", f"CameraInfo {geometry.width}x{geometry.height} "
-                                                         f"≠ image {width}x{height}")
+        if self._infos is not None:
+            paired = self._infos.pair(stamp, width, height, fallback_latest=self.camera_info_fallback_latest)
+            if paired.item is not None:
+                info, frame.geometry = paired.item
                 frame.info_msg, frame.info_raw = info.msg, info.rawdata
-                frame.geometry = geometry
-            except InputError as error:
-                self.unreadable[error.kind] += 1
+            elif paired.how != "rejected":
+                self.unreadable[paired.how] += 1
         if "depth_gt" in self._stores:
             frame.depth_gt = self._ground_truth(frame, "depth_gt", stamp, decode_depth)
             frame.gt_source = "dense" if frame.depth_gt is not None else None

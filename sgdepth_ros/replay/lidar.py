@@ -6,9 +6,11 @@ Frames: the cloud is in its own frame (metres; for a typical LiDAR x forward, y 
 frame is the REP 103 optical frame (x right, y down, z forward); ``camera_from_lidar`` is the 4x4 rigid
 transform with ``p_cam = T @ p_lidar`` (homogeneous), i.e. the pose of the LiDAR in the camera frame.
 
-Pixel convention (ROS / OpenCV, as CameraInfo K is defined): pixel centres lie at integer coordinates, so
+Pixel convention (ROS / OpenCV, as CameraInfo is defined): pixel centres lie at integer coordinates, so
 pixel (row i, column j) has its centre at (u, v) = (j, i) and covers u ∈ [j − 0.5, j + 0.5),
-v ∈ [i − 0.5, i + 0.5); a projected point lands in column ``floor(u + 0.5)``, row ``floor(v + 0.5)``.
+v ∈ [i − 0.5, i + 0.5); a projected point lands in column ``floor(u + 0.5)``, row ``floor(v + 0.5)``
+(:mod:`sgdepth_ros.sparse_depth`, rounding "ros"). ``eval-depth --gt velodyne`` uses the KITTI devkit's rounding
+instead, one pixel up and left of this one (named and tested there).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..bag.transforms import check_quaternion, quaternion_to_rotation
+from ..sparse_depth import splat_depth
 
 __all__ = ["POINT_FIELD_DTYPES", "cloud_to_xyz", "message_xyz", "parse_transform", "project_to_depth"]
 
@@ -316,8 +319,9 @@ def project_to_depth(points_lidar: np.ndarray, camera_from_lidar: np.ndarray, K:
         points_lidar: [N, 3] x, y, z in metres in the LiDAR frame (N may be 0).
         camera_from_lidar: 4x4 rigid transform, ``p_cam = T @ p_lidar`` into the REP 103 optical frame
             (x right, y down, z forward); see :func:`parse_transform`.
-        K: 3x3 intrinsics in pixels (fx, fy, cx, cy, optional skew), last row (0, 0, 1), for the
-            ``width`` x ``height`` image (the rectified image's K: no distortion is applied).
+        K: 3x3 camera matrix in pixels (fx, fy, cx, cy, optional skew), last row (0, 0, 1), for the
+            ``width`` x ``height`` image: the rectified image's, i.e. CameraInfo ``P[:3, :3]`` (what
+            :attr:`.frames.ReplayFrame.K` gives); no distortion is applied.
         width, height: image size in pixels.
         min_depth: points with camera z ≤ this (metres) are dropped (behind / at the camera).
 
@@ -327,7 +331,7 @@ def project_to_depth(points_lidar: np.ndarray, camera_from_lidar: np.ndarray, K:
         ``u = fx·x/z + s·y/z + cx``, ``v = fy·y/z + cy`` a point lands in column ``floor(u + 0.5)`` and row
         ``floor(v + 0.5)`` (round half up): pixel (i, j) covers u ∈ [j − 0.5, j + 0.5), v ∈ [i − 0.5, i + 0.5).
         Points outside the image are dropped; when several points hit one pixel the nearest (smallest z)
-        wins (z-buffer).
+        wins (z-buffer). Both via :func:`sgdepth_ros.sparse_depth.splat_depth` (rounding "ros").
     """
     points = np.asarray(points_lidar, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
@@ -345,24 +349,9 @@ def project_to_depth(points_lidar: np.ndarray, camera_from_lidar: np.ndarray, K:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not np.isfinite(min_depth) or min_depth < 0:
         raise ValueError(f"min_depth must be a finite number ≥ 0 metres, got {min_depth!r}")
-    width, height = int(width), int(height)
-    depth = np.zeros((height, width), np.float32)
-
     cam = points @ T[:3, :3].T + T[:3, 3]
     cam = cam[cam[:, 2] > min_depth]
-    if cam.shape[0] == 0:
-        return depth
     x, y, z = cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2], cam[:, 2]
-    u = K[0, 0] * x + K[0, 1] * y + K[0, 2] + 0.5
-    v = K[1, 1] * y + K[1, 2] + 0.5
-    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)   # on floats: no int overflow far outside
-    if not inside.any():
-        return depth
-    flat = np.floor(v[inside]).astype(np.int64) * width + np.floor(u[inside]).astype(np.int64)
-    z = z[inside]
-    order = np.lexsort((z, flat))                 # by pixel, then nearest first
-    flat, z = flat[order], z[order]
-    first = np.ones(flat.shape, bool)
-    first[1:] = flat[1:] != flat[:-1]
-    depth.reshape(-1)[flat[first]] = z[first]
-    return depth
+    u = K[0, 0] * x + K[0, 1] * y + K[0, 2]
+    v = K[1, 1] * y + K[1, 2]
+    return splat_depth(u, v, z, int(width), int(height), rounding="ros")

@@ -1,21 +1,28 @@
 """Live replay: play the bag over DDS to a real ``sgdepth_node`` process and record what it publishes.
 
-The node runs as its own process on an isolated loopback graph (random ROS_DOMAIN_ID) under ``namespace``, its
-inputs remapped to the bag's topics. This process plays the recorded image and CameraInfo messages verbatim at
-the bag's pace × ``rate`` (and ``/clock`` = bag time when ``use_sim_time``), subscribes to the outputs and pairs
-them with their frame by header stamp.
+The node runs as its own process on a loopback-only graph (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``, the Fast DDS
+profile for large images) under ``namespace``, its inputs remapped to the bag's topics. The domain is the caller's
+``ROS_DOMAIN_ID`` when set, else a random one that no DDS participant on this machine uses
+(:func:`sgdepth_ros.ros.domain.replay_domain_id`); ``LiveReplay.domain_id`` says which. The caller's process is left
+as it was: the ROS environment goes to the node process, and this process's rclpy context, executor and node are its
+own (the environment is set only while they are created, then restored).
+
+This process plays the recorded image and CameraInfo messages verbatim at the bag's pace × ``rate`` (and ``/clock``
+= bag time when ``use_sim_time``), subscribes to the outputs and pairs them with their frame by header stamp.
 
 A frame is *delivered* when its depth and semantic images arrived (latency = arrival of its last output − the wall
 time it was sent, both on this process's clock); it is *dropped* when a newer frame's outputs arrived first (the
 node keeps only the newest frame while busy) or nothing came within ``drain_s`` after the last frame. The node's
-own counters (frames received / processed / dropped, its stamp→publish latency) come from ``/diagnostics``.
+own counters (frames received / processed / dropped, its stamp→publish latency) come from ``/diagnostics``, taken
+once they have settled (two successive reports alike), not after a fixed wait.
 """
 from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator, Mapping
 
 from ..ros.sync import stamp_ns
 from .frames import ReplayFrame
@@ -23,6 +30,23 @@ from .recorder import FrameRecorder
 
 # outputs a frame needs to be scored (delivered); the others (colour views, points) only make it complete
 REQUIRED = ("depth", "semantic")
+# the node's counters that stop changing once it has handled every frame it got
+_COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_idle")
+
+
+@contextmanager
+def scoped_environ(changes: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` applied inside the block, exactly as before after it (also on error)."""
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
@@ -60,7 +84,10 @@ class _Pending:
 
 
 class LiveReplay:
-    """Start the node, play frames, collect outputs: ``with LiveReplay(settings, output_keys, …) as live:``."""
+    """Start the node, play frames, collect outputs: ``with LiveReplay(settings, output_keys, …) as live:``.
+
+    ``domain_id`` / ``domain_source`` ("ROS_DOMAIN_ID": the caller's; "free": picked) are set on entering.
+    """
 
     def __init__(self, settings: LiveSettings, output_topics: dict[str, str], image_topic: str,
                  info_topic: str | None, compressed: bool):
@@ -71,49 +98,70 @@ class LiveReplay:
         self.image_topic, self.info_topic, self.compressed = image_topic, info_topic, compressed
         self.node = self.probe = None
         self.node_output = ""
+        self.domain_id: int | None = None
+        self.domain_source = ""
+        self._context = self._executor = None
         self._clock_pub = None
         self._last_clock = -1  # newest /clock published (ns): the clock never goes back
 
     # -- lifetime ----------------------------------------------------------------------------------
 
     def __enter__(self) -> "LiveReplay":
-        import rclpy
-
-        from ..ros.launcher import NodeProcess, ros_environment
-        from ..ros.probe import Probe
-
-        env = ros_environment()
-        os.environ.update(env)  # this process joins the same isolated graph
-        image_remap = "image/compressed" if self.compressed else "image"
-        remaps = ["-r", f"{image_remap}:={self.image_topic}", "-r", f"__ns:={self.settings.namespace}"]
-        if self.info_topic:
-            remaps += ["-r", f"camera_info:={self.info_topic}"]
-        self.node = NodeProcess(self.settings.params(), env, extra_args=tuple(remaps)).start()
-        rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
-        self.probe = Probe(list(self.output_topics.values()), name="sgdepth_replay",
-                           namespace=self.settings.namespace, compressed=self.compressed,
-                           image_topic=self.image_topic, info_topic=self.info_topic or "camera_info")
-        if self.settings.use_sim_time:
-            from rclpy.qos import QoSProfile
-            from rosgraph_msgs.msg import Clock
-
-            self._clock_pub = self.probe.create_publisher(Clock, "/clock", QoSProfile(depth=10))
         try:
-            self.node.wait_for_output("active:", timeout=self.settings.startup_timeout_s)
-            if not self.probe.wait_for_subscribers(60):
-                raise RuntimeError("the node's topics did not match within 60 s:\n" + self.node.output)
+            self._start()
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def _start(self) -> None:
         import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
 
+        from ..ros.domain import replay_domain_id
+        from ..ros.launcher import NodeProcess, ros_environment
+        from ..ros.probe import Probe
+
+        self.domain_id, self.domain_source = replay_domain_id(os.environ)
+        env = ros_environment(domain_id=self.domain_id)  # a copy of os.environ: for the node process
+        image_remap = "image/compressed" if self.compressed else "image"
+        remaps = ["-r", f"{image_remap}:={self.image_topic}", "-r", f"__ns:={self.settings.namespace}"]
+        if self.info_topic:
+            remaps += ["-r", f"camera_info:={self.info_topic}"]
+        self.node = NodeProcess(self.settings.params(), env, extra_args=tuple(remaps)).start()
+        # rcl and Fast DDS read the discovery range, profile file and log folder when the context and its first node
+        # are created: set them for that moment only, in this process
+        with scoped_environ({k: v for k, v in env.items() if os.environ.get(k) != v}):
+            self._context = rclpy.Context()
+            rclpy.init(context=self._context, domain_id=self.domain_id,
+                       signal_handler_options=SignalHandlerOptions.NO)  # the caller's signal handling stays
+            self._executor = SingleThreadedExecutor(context=self._context)
+            self.probe = Probe(list(self.output_topics.values()), name="sgdepth_replay",
+                               namespace=self.settings.namespace, compressed=self.compressed,
+                               image_topic=self.image_topic, info_topic=self.info_topic or "camera_info",
+                               context=self._context)
+        self._executor.add_node(self.probe)
+        if self.settings.use_sim_time:
+            from rclpy.qos import QoSProfile
+            from rosgraph_msgs.msg import Clock
+
+            self._clock_pub = self.probe.create_publisher(Clock, "/clock", QoSProfile(depth=10))
+        self.node.wait_for_output("active:", timeout=self.settings.startup_timeout_s)
+        if not self.probe.wait_for_subscribers(60):
+            raise RuntimeError("the node's topics did not match within 60 s:\n" + self.node.output)
+
+    def __exit__(self, *exc) -> None:
+        """Stop the node; destroy this replay's node, executor and context (nothing else of rclpy)."""
         if self.probe is not None:
             self.probe.destroy_node()
             self.probe = None
-        rclpy.try_shutdown()
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        if self._context is not None:
+            self._context.try_shutdown()
+            self._context = None
         if self.node is not None:
             self.node.stop()
             self.node_output = self.node.output
@@ -158,21 +206,29 @@ class LiveReplay:
         deadline = time.monotonic() + self.settings.drain_s
         while pending and time.monotonic() < deadline:
             self._spin_until(time.monotonic() + 0.1, origin, pending, recorder)
-        self._spin_until(time.monotonic() + 2 * self.settings.params()["diagnostics_period_sec"], origin,
-                         pending, recorder)  # a diagnostics message after the last frame
         for stamp in sorted(pending):
             self._finish(pending.pop(stamp), recorder)
         last = self._last_delivery or time.monotonic()
         return {**self._stats, "latency_ms": self._latency, "depth_latency_ms": self._depth_latency,
-                "wall_s": last - start_wall, "node": probe.latest_diagnostics(),
+                "wall_s": last - start_wall, "node": self._final_diagnostics(origin, recorder),
                 "node_alive": self.node.returncode is None}
 
-    def _spin_until(self, wall_deadline: float, origin, pending: dict, recorder: FrameRecorder) -> None:
-        import rclpy
+    def _final_diagnostics(self, origin, recorder: FrameRecorder) -> dict:
+        """The node's diagnostics once it is done: two successive statuses with the same frame counters, the last
+        counting at least the delivered frames (waits up to ``drain_s``; else the newest status)."""
+        deadline = time.monotonic() + max(self.settings.drain_s, 4 * self.settings.params()["diagnostics_period_sec"])
+        while time.monotonic() < deadline and self.node.returncode is None:
+            history = self.probe.diagnostics_history()
+            if len(history) >= 2 and _counters(history[-1]) == _counters(history[-2]) \
+                    and _counters(history[-1])[1] >= self._stats["delivered"]:
+                return history[-1]
+            self._spin_until(time.monotonic() + 0.1, origin, {}, recorder)
+        return self.probe.latest_diagnostics()
 
+    def _spin_until(self, wall_deadline: float, origin, pending: dict, recorder: FrameRecorder) -> None:
         while True:
             remaining = wall_deadline - time.monotonic()
-            rclpy.spin_once(self.probe, timeout_sec=max(0.0, min(0.01, remaining)))
+            self._executor.spin_once(timeout_sec=max(0.0, min(0.01, remaining)))
             if origin is not None:
                 self._publish_clock(origin[0] + int((time.monotonic() - origin[1]) * self.settings.rate * 1e9))
             self._collect(pending, recorder)
@@ -222,3 +278,14 @@ class LiveReplay:
         recorder.add(entry.frame, {key: msg for key, (_, msg) in entry.outputs.items()}, latency)
         self._stats["delivered"] += 1
         self._last_delivery = time.monotonic()
+
+
+def _counters(status: dict) -> tuple[int, ...]:
+    """The node's frame counters (:data:`_COUNTERS`) of one diagnostics status; -1 where missing."""
+    values = []
+    for key in _COUNTERS:
+        try:
+            values.append(int(float(status[key])))
+        except (KeyError, ValueError):
+            values.append(-1)
+    return tuple(values)

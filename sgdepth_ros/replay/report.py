@@ -248,8 +248,11 @@ def format_markdown(summary: dict) -> str:
 
     errors = [str(e) for e in summary.get("errors") or []]
     if errors or summary.get("complete") is False:
-        lines += ["> **Partial results**: the replay did not run to the end of the bag; the numbers below cover "
-                  "only the frames processed before:", ">"]
+        if (summary.get("frames") or {}).get("delivered") == 0:
+            lines += ["> **No results**: no frame was evaluated:", ">"]
+        else:
+            lines += ["> **Partial results**: the replay did not run to the end of the bag; the numbers below cover "
+                      "only the frames processed before:", ">"]
         lines += [f"> - {' '.join(e.split())}" for e in errors] or ["> - (no error was recorded)"]
         lines += [""]
 

@@ -19,7 +19,8 @@ from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..bag.reader import BagTruncatedError, open_reader, read_messages
+from ..bag.msgtypes import is_alias_of
+from ..bag.reader import BagTruncatedError, connection_msgtype, open_reader, read_messages
 
 IMAGE, COMPRESSED = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO, POINT_CLOUD = "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2"
@@ -70,7 +71,7 @@ def list_topics(path: str | Path) -> list[BagTopic]:
         with closing(open_reader(Path(path))) as reader:
             for connection in reader.connections:
                 counts[connection.topic] = counts.get(connection.topic, 0) + int(connection.msgcount)
-                types[connection.topic] = connection.msgtype
+                types[connection.topic] = connection_msgtype(connection)
     except ValueError:
         try:  # read_messages falls back to sequential MCAP reading, or raises the same error again
             for message in read_messages(path, deserialize=False):
@@ -103,7 +104,9 @@ def resolve_topics(topics: list[BagTopic], *, image: str | None = None, camera_i
         if topic is None:
             raise TopicError(f"{bag} has no topic {name!r} (given for {role}); it has:\n{describe(topics)}")
         if topic.msgtype not in ROLE_TYPES[role]:
-            raise TopicError(f"{bag}: topic {name!r} is {topic.msgtype}, but {role} needs "
+            alias = (" (a ROS 1-style name whose stored definition differs from the ROS 2 type)"
+                     if is_alias_of(topic.msgtype, ROLE_TYPES[role]) else "")
+            raise TopicError(f"{bag}: topic {name!r} is {topic.msgtype}{alias}, but {role} needs "
                              f"{' or '.join(ROLE_TYPES[role])}; the bag has:\n{describe(topics)}")
         return name
 

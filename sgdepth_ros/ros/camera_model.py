@@ -1,7 +1,15 @@
 """Pinhole intrinsics from CameraInfo fields: validation, rescaling, back-projection (ROS-free).
 
-Conventions: K and P are the row-major 3×3 / 3×4 arrays of sensor_msgs/CameraInfo, in pixels;
-scaling an image from (w0, h0) to (w1, h1) maps pixel centres, so fx, cx scale by w1/w0 and
+Conventions: K and P are the row-major 3×3 / 3×4 arrays of sensor_msgs/CameraInfo, in pixels.
+Inputs are expected **rectified**: the camera matrix used for geometry is ``P[:3, :3]`` (what
+image_geometry's ``fx()``/``cx()`` return and depth_image_proc projects with), K only when P is
+all zero (drivers that leave it unset). K describes the *unrectified* camera and differs from P for
+a rectified image (a kitti2bag-style CameraInfo: K unrectified, P rectified, ~33 % apart in focal
+length). Distortion (D) is never applied; :func:`has_distortion` lets callers warn about it.
+P's fourth column (a stereo baseline term Tx, Ty) is not applied: depth and points are in the
+camera's own optical frame, as depth_image_proc does.
+
+Scaling an image from (w0, h0) to (w1, h1) maps pixel centres, so fx, cx scale by w1/w0 and
 fy, cy by h1/h0 (the ROS/OpenCV convention with the origin at the first pixel's centre,
 ignoring the sub-pixel half-pixel shift, as image_proc's resize does).
 """
@@ -11,12 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..pinhole import backproject_pixels, rescale_matrix
 from .image_codec import InputError
+
+# Accepted focal lengths relative to the image's larger side: 0.01 (≈178° field of view) … 1000 (≈0.06°).
+FOCAL_RANGE = (0.01, 1000.0)
+# The principal point may lie outside the image (crops) but within one image size of it on every side.
+PRINCIPAL_POINT_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
 class CameraGeometry:
-    """The parts of a CameraInfo that the node uses. width/height in pixels, k: 9, p: 12 floats."""
+    """The parts of a CameraInfo that the node uses. width/height in pixels, k: 9, p: 12 floats (row-major).
+
+    fx, fy, cx, cy, skew come from P (the rectified camera; P = [K | 0] when the message left P unset).
+    """
 
     width: int
     height: int
@@ -25,25 +42,64 @@ class CameraGeometry:
 
     @property
     def fx(self) -> float:
-        return self.k[0]
+        return self.p[0]
 
     @property
     def fy(self) -> float:
-        return self.k[4]
+        return self.p[5]
 
     @property
     def cx(self) -> float:
-        return self.k[2]
+        return self.p[2]
 
     @property
     def cy(self) -> float:
-        return self.k[5]
+        return self.p[6]
+
+    @property
+    def skew(self) -> float:
+        return self.p[1]
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """3x3 float64 camera matrix of the rectified image: P[:3, :3]."""
+        return np.asarray(self.p, np.float64).reshape(3, 4)[:, :3].copy()
+
+
+def has_distortion(d) -> bool:
+    """True when a CameraInfo's D holds a non-zero (or non-finite) coefficient: the image it describes is
+    distorted unless the user feeds its rectified version (sgdepth never undistorts)."""
+    d = np.asarray(d, np.float64).reshape(-1)
+    return bool(d.size and not np.all(d == 0))
+
+
+def _check_matrix(name: str, m: np.ndarray, width: int, height: int) -> None:
+    """Raise InputError('bad_intrinsics') unless ``m`` (3x3) is a plausible pinhole matrix for the image size."""
+    fx, skew, cx, zero, fy, cy = m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]
+    side = max(width, height)
+    lo, hi = FOCAL_RANGE[0] * side, FOCAL_RANGE[1] * side
+    if not (lo <= fx <= hi and lo <= fy <= hi):
+        raise InputError("bad_intrinsics", f"CameraInfo {name} focal lengths fx={fx:g}, fy={fy:g} must lie within "
+                                           f"[{lo:g}, {hi:g}] pixels for a {width}x{height} image")
+    if zero != 0 or np.abs(m[2] - (0.0, 0.0, 1.0)).max() > 1e-9:
+        raise InputError("bad_intrinsics", f"CameraInfo {name} is not a pinhole matrix [[fx, s, cx], [0, fy, cy], "
+                                           f"[0, 0, 1]]: {m.tolist()}")
+    if abs(skew) > fx:
+        raise InputError("bad_intrinsics", f"CameraInfo {name} skew {skew:g} exceeds fx={fx:g}")
+    margin_x, margin_y = PRINCIPAL_POINT_MARGIN * width, PRINCIPAL_POINT_MARGIN * height
+    if not (-margin_x <= cx <= width + margin_x and -margin_y <= cy <= height + margin_y):
+        raise InputError("bad_intrinsics", f"CameraInfo {name} principal point ({cx:g}, {cy:g}) lies more than one "
+                                           f"image size outside the {width}x{height} image")
 
 
 def check_geometry(width: int, height: int, k, p) -> CameraGeometry:
-    """Validate CameraInfo fields; raises InputError('bad_intrinsics') for NaN/zero/negative focal lengths.
+    """Validate CameraInfo fields; raises InputError('bad_intrinsics') naming what is wrong.
 
-    An all-zero P (drivers that leave it unset) is replaced by [K | 0].
+    Rejected: a wrong number of values, an empty size, NaN/inf anywhere in K or P, and a K or P[:3, :3]
+    that is not a pinhole matrix with fx, fy within :data:`FOCAL_RANGE` × the image's larger side, |skew| ≤ fx
+    and the principal point within :data:`PRINCIPAL_POINT_MARGIN` image sizes of the image. These bounds keep
+    back-projected points finite and within ~10⁵ × their depth. An all-zero P (drivers that leave it unset) is
+    replaced by [K | 0].
     """
     k = np.asarray(k, np.float64).reshape(-1)
     p = np.asarray(p, np.float64).reshape(-1)
@@ -53,32 +109,29 @@ def check_geometry(width: int, height: int, k, p) -> CameraGeometry:
         raise InputError("bad_intrinsics", f"CameraInfo size {width}x{height} is empty")
     if not np.all(np.isfinite(k)) or not np.all(np.isfinite(p)):
         raise InputError("bad_intrinsics", "CameraInfo K or P contains NaN or inf")
-    if k[0] <= 0 or k[4] <= 0:
-        raise InputError("bad_intrinsics", f"CameraInfo focal lengths fx={k[0]:g}, fy={k[4]:g} must be positive")
+    _check_matrix("K", k.reshape(3, 3), width, height)
     if not p.any():
         p = np.concatenate([k.reshape(3, 3), np.zeros((3, 1))], axis=1).reshape(-1)
+    else:
+        _check_matrix("P", p.reshape(3, 4)[:, :3], width, height)
     return CameraGeometry(int(width), int(height), tuple(float(v) for v in k), tuple(float(v) for v in p))
 
 
 def scale_geometry(geometry: CameraGeometry, width: int, height: int) -> CameraGeometry:
-    """The same camera seen at another image size (fx, cx, P's first row × sx; fy, cy, second row × sy)."""
-    sx = width / geometry.width
-    sy = height / geometry.height
-    k = np.array(geometry.k).reshape(3, 3)
-    p = np.array(geometry.p).reshape(3, 4)
-    k[0] *= sx
-    k[1] *= sy
-    p[0] *= sx
-    p[1] *= sy
+    """The same camera seen at another image size (K's and P's first row × sx, second row × sy)."""
+    sizes = (geometry.width, geometry.height), (width, height)
+    k = rescale_matrix(np.reshape(geometry.k, (3, 3)), *sizes)
+    p = rescale_matrix(np.reshape(geometry.p, (3, 4)), *sizes)
     return CameraGeometry(width, height, tuple(k.reshape(-1)), tuple(p.reshape(-1)))
 
 
 def backproject(depth: np.ndarray, geometry: CameraGeometry, decimation: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Depth along the optical axis (HxW, metres or model units) → camera-frame points.
+    """Depth along the optical axis (HxW, metres or model units) → camera-frame points, with P[:3, :3].
 
     ``geometry`` must describe an image of depth's size. Returns (points [M,3] float32 in the
     optical frame: x right, y down, z forward; index [M] of the flat pixel each point came from),
-    keeping every ``decimation``-th row and column and only finite, positive depths.
+    keeping every ``decimation``-th row and column and only finite, positive depths. Every returned
+    coordinate is finite (a point that would overflow float32 is dropped), so a cloud of them is dense.
     """
     if depth.shape != (geometry.height, geometry.width):
         raise ValueError(f"depth {depth.shape} and camera {geometry.height}x{geometry.width} differ in size")
@@ -87,10 +140,9 @@ def backproject(depth: np.ndarray, geometry: CameraGeometry, decimation: int = 1
     z = depth[np.ix_(rows, cols)]
     valid = np.isfinite(z) & (z > 0)
     v, u = np.nonzero(valid)
-    z = z[valid].astype(np.float32)
-    u_px = cols[u].astype(np.float32)
-    v_px = rows[v].astype(np.float32)
-    x = (u_px - geometry.cx) / geometry.fx * z
-    y = (v_px - geometry.cy) / geometry.fy * z
+    points = backproject_pixels(cols[u], rows[v], z[valid], geometry.matrix)
     index = rows[v] * depth.shape[1] + cols[u]
-    return np.stack([x, y, z], axis=1), index
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        points, index = points[finite], index[finite]
+    return points, index

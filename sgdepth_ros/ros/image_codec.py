@@ -3,12 +3,19 @@
 Decoding works on the message's fields, so it is testable without rclpy, and honours ``step``
 row padding and ``is_bigendian``. Every rejection raises :class:`InputError` whose ``kind`` is
 the counter name the node reports in its diagnostics.
+
+CompressedImage payloads: only JPEG and PNG are decoded, recognised by their magic bytes whatever the
+``format`` string says (tools write e.g. "rgb8; jpeg compressed bgr8" for either); anything else (TIFF,
+WebP, compressedDepth, …) is rejected as ``unsupported_compressed``. The size declared in the header is
+checked against ``max_pixels`` before decoding (:func:`sgdepth_ros.imageio.read_header`), so a tiny payload
+claiming a huge image costs no memory.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from ..imageio import HeaderError, read_header
 from ..preprocess import as_rgb8
 
 # encoding → (bytes per pixel, pixel layout)
@@ -26,6 +33,11 @@ _CV_CONVERSIONS = {
     "bayer_gbrg": cv2.COLOR_BayerGR2RGB, "bayer_grbg": cv2.COLOR_BayerGB2RGB,
 }
 DEFAULT_MAX_PIXELS = 4096 * 4096
+# CompressedImage payloads decoded: name → (magic bytes at offset 0, Pillow format name)
+COMPRESSED_FORMATS = {"jpeg": (b"\xff\xd8\xff", "JPEG"), "png": (b"\x89PNG\r\n\x1a\n", "PNG")}
+# recognised only to name them in the rejection: (magic, offset, name)
+_OTHER_MAGIC = ((b"II*\x00", 0, "TIFF"), (b"MM\x00*", 0, "TIFF"), (b"WEBP", 8, "WebP"), (b"BM", 0, "BMP"),
+                (b"GIF8", 0, "GIF"), (b"\x00\x00\x00\x0cjP", 0, "JPEG 2000"), (b"\x89PNG", 12, "compressedDepth PNG"))
 
 
 class InputError(ValueError):
@@ -85,17 +97,45 @@ def decode_image(encoding: str, width: int, height: int, step: int, is_bigendian
     return cv2.cvtColor(np.ascontiguousarray(pixels if bpp > 1 else pixels[:, :, 0]), _CV_CONVERSIONS[layout])
 
 
+def compressed_kind(buffer: np.ndarray) -> str | None:
+    """"jpeg" or "png" from a payload's magic bytes, else None."""
+    head = buffer[:16].tobytes()
+    return next((name for name, (magic, _) in COMPRESSED_FORMATS.items() if head.startswith(magic)), None)
+
+
+def _describe_payload(head: bytes) -> str:
+    for magic, offset, name in _OTHER_MAGIC:
+        if head[offset:offset + len(magic)] == magic:
+            return f"a {name} payload"
+    return f"a payload starting with bytes {head[:8].hex(' ')}"
+
+
 def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray,
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A CompressedImage payload (JPEG or PNG; the format string is not trusted) → HxWx3 uint8 RGB."""
+                      max_pixels: int = DEFAULT_MAX_PIXELS, format: str = "") -> np.ndarray:
+    """A CompressedImage payload → HxWx3 uint8 RGB.
+
+    JPEG or PNG by magic bytes (``format``, the message's string, is only quoted in errors); the header's size
+    is checked (``bad_size``) before any pixel is decoded. Raises InputError: ``empty_data``,
+    ``unsupported_compressed`` (another codec), ``corrupt_compressed`` (unreadable header or data), ``bad_size``.
+    """
     buffer = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).ravel()
     if buffer.size == 0:
         raise InputError("empty_data", "compressed image carries no data")
-    # OpenCV itself refuses payloads declaring more than 2^30 pixels (OPENCV_IO_MAX_IMAGE_PIXELS)
+    kind = compressed_kind(buffer)
+    if kind is None:
+        raise InputError("unsupported_compressed", f"{_describe_payload(buffer[:16].tobytes())} (format "
+                                                   f"{format!r}): only JPEG and PNG payloads are decoded")
+    try:
+        header = read_header(buffer, (COMPRESSED_FORMATS[kind][1],))
+    except HeaderError as error:
+        raise InputError("corrupt_compressed", f"{kind} payload: {error}") from None
+    check_size(header.width, header.height, max_pixels)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise InputError("corrupt_compressed", f"compressed payload of {buffer.size} bytes does not decode")
-    check_size(image.shape[1], image.shape[0], max_pixels)
+        raise InputError("corrupt_compressed", f"{kind} payload of {buffer.size} bytes does not decode")
+    if image.shape[:2] != (header.height, header.width):
+        raise InputError("corrupt_compressed", f"{kind} payload decoded to {image.shape[1]}x{image.shape[0]}, "
+                                               f"its header declares {header.width}x{header.height}")
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     elif image.ndim == 3 and image.shape[2] == 3:

@@ -2,7 +2,7 @@
 
 Used by the integration tests, ``sgdepth-ros bench-node`` and live replay:
 
-    env = ros_environment()                    # random ROS_DOMAIN_ID, LOCALHOST, Fast DDS profile
+    env = ros_environment()                    # a free random ROS_DOMAIN_ID, LOCALHOST, Fast DDS profile
     with NodeProcess({"model_path": "m.safetensors"}, env) as node:
         node.wait_for_output("active:")
         ...
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .domain import free_domain_id
 
 PACKAGE = "sgdepth_ros"
 
@@ -39,10 +40,11 @@ def share_file(relative: str) -> Path:
 
 
 def ros_environment(domain_id: int | None = None, large_images: bool = True, log_dir: str | None = None) -> dict:
-    """os.environ plus an isolated ROS graph: traffic on loopback only, a random ROS_DOMAIN_ID
-    (1..100), the Fast DDS profile for large images, logs in a temporary folder."""
+    """os.environ plus an isolated ROS graph: traffic on loopback only, ``domain_id`` or a random ROS_DOMAIN_ID
+    (1..101) that no DDS participant on this machine uses (:func:`.domain.free_domain_id`), the Fast DDS profile
+    for large images, logs in a temporary folder."""
     env = dict(os.environ)
-    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 100))
+    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else free_domain_id())
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
     env["ROS_LOG_DIR"] = log_dir or env.get("ROS_LOG_DIR") or tempfile.mkdtemp(prefix="sgdepth-roslog-")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..colorize import COLORMAPS
+from ..scale import SCALE_MODES
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,10 @@ PARAMS = (
           0, 4096, read_only=True),
     Param("cpu_threads", 0, "CPU inference threads; 0 = the backend's choice", 0, 256, read_only=True),
     # scale
-    Param("scale_mode", "relative", "relative: model units on depth/relative; fixed: metres = units × scale_factor "
-          "on depth", choices=("relative", "fixed"), read_only=True),
-    Param("scale_factor", 0.0, "metres per model unit for scale_mode fixed; 0 = from the checkpoint metadata",
+    Param("scale_mode", "auto", "auto: metres on depth when scale_factor or the checkpoint gives a factor, else "
+          "model units on depth/relative; fixed: the same, but configure fails without a factor; relative: always "
+          "model units on depth/relative", choices=SCALE_MODES, read_only=True),
+    Param("scale_factor", 0.0, "metres per model unit (scale_mode auto or fixed); 0 = from the checkpoint metadata",
           0.0, 1e6, read_only=True),
     # input
     Param("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
@@ -65,8 +67,11 @@ PARAMS = (
           1, 2 ** 28, read_only=True),
     Param("camera_info_tolerance_sec", 0.0, "largest |image stamp − CameraInfo stamp| accepted as a pair; 0 = exact",
           0.0, 1.0),
-    Param("camera_info_wait_sec", 0.05, "how long the worker waits for a CameraInfo with the image's stamp",
+    Param("camera_info_wait_sec", 0.05, "how long the worker waits (after inference) for a CameraInfo with the "
+          "image's stamp, only while CameraInfo stamps match image stamps",
           0.0, 1.0),
+    Param("camera_info_fallback_latest", True, "an image no CameraInfo stamp matches uses the latest CameraInfo of "
+          "its size (latched or constant-stamp publishers); false: only stamp matches"),
     # outputs
     Param("output_qos_reliability", "reliable", "reliability of the outputs", choices=RELIABILITIES, read_only=True),
     Param("output_qos_depth", 1, "history depth of the outputs", 1, 100, read_only=True),
@@ -88,6 +93,9 @@ PARAMS = (
     Param("points_decimation", 2, "keep every n-th row and column in points", 1, 64),
     # housekeeping
     Param("diagnostics_period_sec", 1.0, "period of /diagnostics messages", 0.1, 60.0, read_only=True),
+    Param("warn_input_output_ratio", 5.0, "/diagnostics turns WARN when, over the last 5 s, more than this many "
+          "frames arrive per frame served (dropping older frames for newer ones below it stays OK); "
+          "0 = never for the rate, 1 or more otherwise", 0.0, 1e6),
     Param("log_period_sec", 10.0, "period of the one-line status log; 0 = off", 0.0, 3600.0, read_only=True),
     Param("autostart", True, "configure and activate by itself (false: wait for a lifecycle manager)",
           read_only=True),
@@ -112,6 +120,8 @@ def validate(name: str, value: Any) -> str | None:
     if spec.low is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
                                      and spec.low <= value <= spec.high):
         return f"{name}={value!r} is out of range: must be {spec.valid_range()}"
+    if name == "warn_input_output_ratio" and 0 < value < 1:
+        return f"{name}={value!r} is not valid: must be 0 (off) or within [1, 1e+06] (frames in per frame out)"
     if name in ("input_width", "input_height") and value % 32:
         return f"{name}={value} must be a multiple of 32 (or 0 = from the checkpoint)"
     return None

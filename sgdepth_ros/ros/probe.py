@@ -28,15 +28,18 @@ TOPIC_TYPES = {"depth": Image, "depth/relative": Image, "depth/camera_info": Cam
 class Probe(Node):
     def __init__(self, outputs: list[str], name: str = "sgdepth_probe", namespace: str = "",
                  input_reliability: str = "reliable", compressed: bool = False, image_topic: str | None = None,
-                 info_topic: str = "camera_info"):
-        super().__init__(name, namespace=namespace)
+                 info_topic: str = "camera_info", context=None, input_depth: int = 10):
+        """``input_depth``: history depth of the image and camera_info publishers (with reliable QoS, a burst of up
+        to that many frames reaches a reader whose own depth is as large without any being overwritten)."""
+        super().__init__(name, namespace=namespace, context=context)  # context None: rclpy's default one
         policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        qos = QoSProfile(depth=10, reliability=policy)
+        qos = QoSProfile(depth=input_depth, reliability=policy)
         image_topic = image_topic or ("image/compressed" if compressed else "image")
         self.image_pub = self.create_publisher(CompressedImage if compressed else Image, image_topic, qos)
         self.info_pub = self.create_publisher(CameraInfo, info_topic, qos)
         self.messages: dict[str, list] = defaultdict(list)
-        self._subs = [self.create_subscription(TOPIC_TYPES[t], t, self._recorder(t), QoSProfile(depth=50))
+        self._subs = [self.create_subscription(TOPIC_TYPES[t], t, self._recorder(t),
+                                               QoSProfile(depth=max(50, input_depth)))
                       for t in outputs]
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -63,7 +66,7 @@ class Probe(Node):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            rclpy.spin_once(self, timeout_sec=min(0.05, remaining))
+            rclpy.spin_once(self, executor=self.executor, timeout_sec=min(0.05, remaining))  # own executor if any
         return True
 
     def spin_for(self, seconds: float) -> None:
@@ -79,9 +82,11 @@ class Probe(Node):
     def latest_diagnostics(self, node: str = "sgdepth") -> dict:
         """The key/values of the newest /diagnostics status of the sgdepth node in this probe's
         namespace (empty dict if none yet)."""
+        history = self.diagnostics_history(node)
+        return history[-1] if history else {}
+
+    def diagnostics_history(self, node: str = "sgdepth") -> list[dict]:
+        """The key/values of every /diagnostics status of the sgdepth node in this probe's namespace, oldest first."""
         prefix = f"{self.get_namespace().rstrip('/')}/{node}: "
-        for _, msg in reversed(self.messages["/diagnostics"]):
-            for status in msg.status:
-                if status.name.startswith(prefix):
-                    return {kv.key: kv.value for kv in status.values}
-        return {}
+        return [{kv.key: kv.value for kv in status.values} for _, msg in self.messages["/diagnostics"]
+                for status in msg.status if status.name.startswith(prefix)]

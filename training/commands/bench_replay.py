@@ -40,7 +40,7 @@ def _replay(bag: Path, out: Path, *args: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sgdepth_ros.commands.bench import machine_description, update_markdown
+    from sgdepth_ros.commands.helpers import machine_description, update_markdown
     from sgdepth_ros.default_model import default_model_path
 
     from ..synth.generate import SynthConfig, generate
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             rows_live.append(
                 f"| {10 * rate:g} Hz (×{rate:g}) | {f['sent']} | {f['delivered']} | {f['dropped_by_node']} / "
                 f"{f['lost']} | {r['throughput_fps']:.1f} | {depth_lat['p50']:.0f} / {depth_lat['p95']:.0f} | "
-                f"{lat['p50']:.0f} / {lat['p95']:.0f} | {float(node.get('inference_p50_ms', 'nan')):.0f} | "
+                f"{lat['p50']:.0f} / {lat['p95']:.0f} | {float(node.get('predict_p50_ms', 'nan')):.0f} | "
                 f"{r['depth']['median']['metrics']['abs_rel']:.3f} |")
             print(rows_live[-1])
     text = "\n".join([
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "Live (the bag played over DDS to the `sgdepth_node` process, `/clock` = bag time; latency = arrival of the "
         "output − the wall time the frame was sent, ms):", "",
         "| input rate | sent | delivered (all outputs) | dropped by the node / lost before it | output frames/s | "
-        "send→depth p50 / p95 | send→last output p50 / p95 | node inference p50 | AbsRel (delivered frames) |",
+        "send→depth p50 / p95 | send→last output p50 / p95 | node predict p50 | AbsRel (delivered frames) |",
         "|---|---|---|---|---|---|---|---|---|", *rows_live, "",
         "\"Dropped by the node\": frames that arrived while it was busy and were replaced by a newer one (its "
         "newest-frame policy). \"Lost before it\": replaced in its depth-1 input queue before its callback ran. "

@@ -54,7 +54,7 @@ def demo_drive_seconds(workers: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sgdepth_ros.commands.bench import machine_description, update_markdown
+    from sgdepth_ros.commands.helpers import machine_description, update_markdown
 
     rows = []
     for w, h in SIZES:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sgdepth_ros.backends import resolve_device
-    from sgdepth_ros.commands.bench import machine_description, update_markdown
+    from sgdepth_ros.commands.helpers import machine_description, update_markdown
 
     if args.steps < 1:
         print("error: --steps must be ≥ 1")

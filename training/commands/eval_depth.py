@@ -27,8 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="kitti: raw drives + --split-file; kitti2015: the 200 training images, depth from disp_occ_0")
     p.add_argument("--split-file", type=Path, help="'folder frame side' lines, e.g. monodepth2 splits/eigen/"
                                                    "test_files.txt (required for --dataset kitti)")
-    p.add_argument("--gt", choices=("png", "velodyne", "npz"), default=None,
-                   help="KITTI ground truth: depth PNGs (default), velodyne scans, or an .npz (--gt-file)")
+    p.add_argument("--gt", choices=("velodyne", "png", "npz"), default=None,
+                   help="KITTI ground truth: velodyne (default) = the raw scans projected with camera-z depth, the "
+                        "reference's Eigen-split ground truth (SGDepth's 0.113); png = depth PNGs under "
+                        "proj_depth/groundtruth (the annotated depth-completion set, or the synthetic world's exact "
+                        "depth); npz = a precomputed file (--gt-file)")
+    p.add_argument("--missing", choices=("error", "skip"), default="error",
+                   help="a frame whose image or ground-truth file is missing: error (default, names the file) or "
+                        "skip (left out and counted; e.g. --gt png, whose annotations cover only part of the "
+                        "Eigen split)")
     p.add_argument("--gt-file", type=Path, help="the .npz for --gt npz (keys gt_0000… or a 3-D 'data' array)")
     p.add_argument("--depth-root", type=Path, help="root of the depth PNGs if not --data")
     p.add_argument("--vel-depth", action="store_true",
@@ -67,9 +74,11 @@ def _check(args: argparse.Namespace) -> str | None:
     else:
         if args.gt is not None or args.gt_file is not None or args.split_file is not None:
             return "--dataset kitti2015 takes its ground truth from disp_occ_0: drop --gt/--gt-file/--split-file"
+        if args.missing != "error":
+            return "--missing applies to --dataset kitti (KITTI 2015 checks all its files up front)"
         if args.region != "all":
             return "--region needs the synthetic world (--dataset kitti)"
-    if args.vel_depth and (args.gt or "png") != "velodyne":
+    if args.vel_depth and (args.gt or "velodyne") != "velodyne":
         return "--vel-depth only applies to --gt velodyne"
     return None
 
@@ -124,11 +133,16 @@ def run(args: argparse.Namespace) -> int:
         dataset = Kitti2015DepthDataset(args.data, height=height, width=width)
         protocol = args.protocol or "kitti"
     else:
-        dataset = KittiEvalDataset(args.data, args.split_file, height=height, width=width, gt=args.gt or "png",
-                                   gt_file=args.gt_file, depth_root=args.depth_root, vel_depth=args.vel_depth,
-                                   intrinsics=args.intrinsics, region=args.region != "all")
+        dataset = KittiEvalDataset(args.data, args.split_file, height=height, width=width,
+                                   gt=args.gt or "velodyne", gt_file=args.gt_file, depth_root=args.depth_root,
+                                   vel_depth=args.vel_depth, intrinsics=args.intrinsics,
+                                   region=args.region != "all", missing=args.missing)
         protocol = args.protocol or "eigen"
-    gt_name = (args.gt or "png") if args.dataset == "kitti" else "disp_occ_0"
+        if len(dataset) == 0:
+            raise ValueError(f"{args.split_file}: none of its {len(dataset.skipped)} frames has all its files "
+                             f"(first: {dataset.skipped[0][1] if dataset.skipped else '-'})")
+    gt_name = (args.gt or "velodyne") if args.dataset == "kitti" else "disp_occ_0"
+    missing = list(getattr(dataset, "skipped", []))
     on_image = None
     if args.images:
         folder = args.images_dir or ((args.json.parent if args.json else Path(".")) / "eval_images")
@@ -141,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluated {result.count} images of {args.data} ({args.dataset}, gt {gt_name}"
           f"{' (velodyne x)' if args.vel_depth else ''}, protocol {protocol}, region {args.region}, "
           f"{width}x{height})" + (f"; {len(result.skipped)} without valid ground truth skipped"
-                                  if result.skipped else ""))
+                                  if result.skipped else "")
+          + (f"; {len(missing)} listed frames skipped for missing files (--missing skip)" if missing else ""))
     if scaling == "median":
         print(format_ratios(result.ratio_summary))
     else:
@@ -151,8 +166,9 @@ def run(args: argparse.Namespace) -> int:
         extra = {"dataset": args.dataset, "data": str(args.data), "gt": gt_name,
                  "gt_file": str(args.gt_file) if args.gt_file else None, "vel_depth": args.vel_depth,
                  "split_file": str(args.split_file) if args.split_file else None, "width": width, "height": height,
-                 "scale_arg": args.scale, "device": str(device)}
-        write_json(args.json, depth_report(result, checkpoint=checkpoint_info(model, args.model),
-                                           extra_settings=extra))
+                 "scale_arg": args.scale, "device": str(device), "missing": args.missing}
+        doc = depth_report(result, checkpoint=checkpoint_info(model, args.model), extra_settings=extra)
+        doc["missing_files"] = [{"name": name, "missing": what} for name, what in missing]
+        write_json(args.json, doc)
         print(f"wrote {args.json}")
     return 0

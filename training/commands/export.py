@@ -10,6 +10,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="output .safetensors file")
     p.add_argument("--checkpoint", default=None, help="a file in RUN/checkpoints (default: the newest)")
     p.add_argument("--fp16", action="store_true", help="store float16 weights (half the size)")
+    p.add_argument("--keep-pose", action="store_true",
+                   help="keep the pose network (eval-pose and the node's ego-motion output need it; +12.5 M weights)")
     p.add_argument("--scale-split", default=None, metavar="val|test|FILE",
                    help="measure a metric scale factor (median gt/pred) on this split's frames with ground truth "
                         "and store it: the node then publishes metres")
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.out}: the output must end in .safetensors")
         return 2
     path, meta = export_run(args.run, args.out, state=args.checkpoint, fp16=args.fp16, scale_split=args.scale_split,
-                            test_split=args.test_split, seg_val=args.seg_val, name=args.name, device=args.device, max_images=args.max_images)
+                            test_split=args.test_split, seg_val=args.seg_val, name=args.name, device=args.device, max_images=args.max_images,
+                            keep_pose=args.keep_pose)
     size_mb = path.stat().st_size / 1e6
     print(f"wrote {path} ({size_mb:.1f} MB, {'fp16' if args.fp16 else 'fp32'}), from "
           f"{meta['provenance']['checkpoint']} (epoch {meta['provenance']['epoch']}, "
@@ -54,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
                       f"δ<1.25 {m['a1']:.3f}")
     seg = meta.get("accuracy", {}).get("segmentation")
     if seg is not None:
-        print(f"segmentation ({seg['images']} val images at {seg['input']}): mIoU {100 * seg['miou']:.1f} %")
+        print(f"segmentation ({seg['images']} val images at {seg['input']}): mIoU {100 * seg['miou']:.1f} % "
+              f"{seg['miou_over']}")
     return 0

@@ -4,10 +4,13 @@
     sgdepth-ros train --preset synthetic_full --synthetic data/synth --out runs/synth --epochs 4
     sgdepth-ros train --resume runs/full                      # after a crash: continues exactly where it stopped
     torchrun --nproc_per_node 2 -m sgdepth_ros.cli train ...  # DDP, one process per GPU (gloo on CPUs)
+    sgdepth-ros train --preset zhou_full ... --set automask=false --set grad_scales=1,0   # any setting, checked
+    sgdepth-ros train --preset kitti_full --split-json ~/ifn/kitti_kitti_split ...       # SGDepth's JSON split
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from sgdepth_ros.commands.arg_types import size
@@ -36,6 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, kind in _OVERRIDES.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, metavar=kind.__name__.upper(),
                        help=f"override the preset's {name}")
+    p.add_argument("--set", action="append", default=[], dest="settings", metavar="KEY=VALUE",
+                   help="set any training setting (config.json key), e.g. --set automask=false --set grad_scales=1,0 "
+                        "--set smoothness=1e-3 --set max_depth=80 --set masking_linear=false; checked against its "
+                        "type and valid range. Keys: " + ", ".join(_settable()))
+    p.add_argument("--split-json", type=Path, default=None, metavar="DIR",
+                   help="SGDepth's split folder (train.json, validation.json, test.json, e.g. kitti_kitti_split/): "
+                        "converted into the split files of --split (a folder, or <kitti>/splits/<name>) first")
     p.add_argument("--seg-resize", type=size, default=None, metavar="WxH",
                    help="Cityscapes resize before the random zoom-out and crop (default 1024x512)")
     p.add_argument("--no-masking", action="store_true", help="turn the semantic masking of moving objects off")
@@ -44,6 +54,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.epilog = "lr_gamma: 0.1 by default (monodepth2); the reference code's effective value is 1e-4."
+
+
+def _settable() -> list[str]:
+    from ..config import settable_fields
+
+    return sorted(settable_fields())
+
+
+def _settings(args: argparse.Namespace, overrides: dict) -> dict:
+    """The ``--set`` values, typed; a key also given by its own flag (with another value) is an error."""
+    from ..config import parse_setting
+
+    settings: dict = {}
+    for text in args.settings:
+        key, value = parse_setting(text)
+        if overrides.get(key) is not None and overrides[key] != value:
+            raise ValueError(f"{key} is given twice (--{key.replace('_', '-')} and --set {text})")
+        settings[key] = value
+    return settings
+
+
+def _convert_split_json(config, src: Path) -> None:
+    """Write the split files of ``config.split`` from SGDepth's JSONs (kept when already identical): into the folder
+    ``--split`` names, or ``<kitti>/splits/<name>`` — where training then reads them. Under torchrun only rank 0
+    writes; the others wait for it when the process group forms."""
+    from ..data.sgdepth_json import convert_sgdepth_split, describe
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    split = Path(config.split)
+    is_folder = split.is_absolute() or len(split.parts) > 1 or (split / "train_files.txt").is_file()
+    target = split if is_folder else Path(config.kitti_root) / "splits" / config.split
+    print(describe(convert_sgdepth_split(src, target), target))
 
 
 def config_from_args(args: argparse.Namespace):
@@ -67,9 +110,9 @@ def config_from_args(args: argparse.Namespace):
         overrides["deterministic"] = True
     if args.channels_last:
         overrides["channels_last"] = True
-    config = from_preset(preset, **overrides)
-    if config.seg_batch and config.cityscapes_root is None:
-        print(f"note: no --cityscapes given: preset {preset} runs depth only")
+    config = from_preset(preset, settings=_settings(args, overrides), **overrides)
+    if args.split_json is not None:
+        _convert_split_json(config, args.split_json)
     return config
 
 
@@ -80,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.out is not None and Path(args.out) != args.resume:
             print("error: give either --out (a new run) or --resume RUN, not both")
+            return 2
+        if args.settings or args.split_json is not None:
+            print("error: a resumed run keeps its config.json (exact resume); --set and --split-json only start "
+                  "new runs")
             return 2
         config = TrainConfig.load(args.resume / "config.json")
         config.max_steps = args.max_steps  # how far to go is per invocation: a resumed run goes to the end unless told

@@ -1,5 +1,6 @@
-"""Image helpers shared by the dataset readers: reading (sgdepth_ros.imageio + preprocess.as_rgb8), PIL nearest
-resizing of labels, numpy → tensor (images resize with ``sgdepth_ros.preprocess.resize_rgb``, PIL bilinear).
+"""Image helpers shared by the dataset readers: reading (sgdepth_ros.imageio + preprocess.as_rgb8), pixel-centre
+nearest resizing of labels (the runtime's ``resize_labels(..., mode="centre")``, PIL NEAREST's convention), numpy →
+tensor (images resize with ``sgdepth_ros.preprocess.resize_rgb``, PIL bilinear).
 
 Conventions: images are HxWx3 uint8 **RGB** numpy arrays until they become tensors; tensors are float32 3xHxW in [0,1].
 """
@@ -9,9 +10,8 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
-
 from sgdepth_ros import imageio
+from sgdepth_ros.postprocess import resize_labels as _resize_labels
 from sgdepth_ros.preprocess import ImageFormatError, as_rgb8
 
 from .errors import DatasetError
@@ -49,10 +49,9 @@ def read_single_channel(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def resize_labels(labels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize an HxW uint8 label map with **PIL nearest**, so only values present in the input appear."""
-    if labels.shape[0] == height and labels.shape[1] == width:
-        return labels
-    return np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
+    """Resize an HxW label map by nearest neighbour sampled at pixel centres (PIL NEAREST's convention, in exact
+    arithmetic: :func:`sgdepth_ros.postprocess.nearest_indices` mode "centre"), so only input values appear."""
+    return _resize_labels(labels, (width, height), mode="centre")
 
 
 def rgb_to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -32,7 +32,8 @@ def resolve_split_dir(kitti_root: str | Path, split: str) -> Path:
         if (folder / "train_files.txt").is_file():
             return folder
     raise DatasetError(f"split {split!r}: no train_files.txt in " + " or ".join(str(c) for c in candidates)
-                       + " (copy monodepth2's splits/<name>/ folder there, or pass the folder with --split)")
+                       + " (copy monodepth2's splits/<name>/ folder there, pass the folder with --split, or convert "
+                         "SGDepth's split JSONs with --split-json DIR, e.g. kitti_kitti_split/ for split 'kitti')")
 
 
 @dataclass

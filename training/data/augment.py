@@ -24,6 +24,7 @@ import torch.nn.functional as nnf
 import torchvision.transforms.functional as TF
 
 from sgdepth_ros.labels import IGNORE_ID
+from sgdepth_ros.postprocess import nearest_indices
 
 __all__ = [
     "CityscapesTrainTransform", "ColorJitterParams", "KittiTrainTransform", "apply_color_jitter", "flip_intrinsics",
@@ -197,11 +198,12 @@ def _resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _resize_labels(labels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Nearest-neighbour resize sampling at pixel centres, as PIL NEAREST: dst i ← src ⌊(i + ½)·in/out⌋, evaluated in
-    exact integer arithmetic (PIL's floating point may round an exact tie the other way). Keeps the dtype."""
+    """Nearest-neighbour resize sampling at pixel centres, as PIL NEAREST: dst i ← src ⌊(i + ½)·in/out⌋ in exact
+    integer arithmetic (the runtime's :func:`sgdepth_ros.postprocess.nearest_indices`, mode "centre"). Keeps the
+    dtype."""
     in_h, in_w = labels.shape[-2:]
-    rows = torch.div((2 * torch.arange(height) + 1) * in_h, 2 * height, rounding_mode="floor")
-    cols = torch.div((2 * torch.arange(width) + 1) * in_w, 2 * width, rounding_mode="floor")
+    rows = torch.from_numpy(nearest_indices(in_h, height, "centre"))
+    cols = torch.from_numpy(nearest_indices(in_w, width, "centre"))
     return labels[..., rows[:, None], cols[None, :]]
 
 

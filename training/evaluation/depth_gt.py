@@ -4,7 +4,8 @@ Sources for a KITTI raw split (one ground-truth map per split line, HxW float32 
   - ``"png"``: KITTI depth PNGs (uint16 / 256) found by :func:`sgdepth_training.data.kitti.depth_png_path`;
   - ``"velodyne"``: projected velodyne scans (:mod:`.velodyne`), camera-z depth unless ``vel_depth``;
   - ``"npz"``: a precomputed file like monodepth2's ``gt_depths.npz`` (:class:`NpzDepthGT`).
-Missing or malformed files raise :class:`DatasetError` naming the file.
+Missing or malformed files raise :class:`DatasetError` naming the file (or, with ``missing="skip"``, leave the frame
+out and are counted).
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from ..data._imaging import read_rgb, read_single_channel, rgb_to_tensor
 from ..data.errors import DatasetError
 from ..data.kitti import KittiRawDepthDataset, depth_png_path, read_depth_png
 from ..data.kitti_calib import read_calib_file
-from ..data.splits import SplitEntry
-from .velodyne import velodyne_depth_map
+from ..data.splits import SplitEntry, read_split_file
+from .velodyne import velodyne_depth_map, velodyne_path
 
 __all__ = ["GT_SOURCES", "NpzDepthGT", "KittiEvalDataset", "moving_actor_mask", "read_disparity_png",
            "kitti2015_focal", "Kitti2015DepthDataset", "STEREO_BASELINE_M"]
@@ -130,52 +131,89 @@ class KittiEvalDataset(Dataset):
 
     Sample: ``("color", 0)`` float32 [3,height,width] in [0,1]; ``"depth_gt"`` float32 [1,H,W] metres (0 = none);
     ``"folder"``, ``"frame"``, ``"side"``, ``"name"`` (``"folder frame side"``); with ``region=True`` also
-    ``"moving_mask"`` bool [1,H,W] (:func:`moving_actor_mask`). ``gt``: one of :data:`GT_SOURCES`; ``gt_file`` is the
-    npz for ``"npz"``; ``depth_root`` the PNG root (default ``root``); ``vel_depth`` velodyne x instead of camera z.
+    ``"moving_mask"`` bool [1,H,W] (:func:`moving_actor_mask`). ``gt``: one of :data:`GT_SOURCES` — ``"velodyne"``
+    is the reference's Eigen ground truth (raw scans projected with camera-z depth), ``"png"`` the annotated
+    depth-completion maps (or the synthetic world's exact depth); ``gt_file`` is the npz for ``"npz"``;
+    ``depth_root`` the PNG root (default ``root``); ``vel_depth`` velodyne x instead of camera z.
+
+    Every file a frame needs (image; depth PNG, or velodyne scan and the date's two calibration files) is checked at
+    construction: ``missing="error"`` raises DatasetError naming the first missing one; ``missing="skip"`` leaves the
+    frame out and records ``(name, what is missing)`` in ``self.skipped`` (an npz keeps its map ↔ split-line pairing).
     """
 
     def __init__(self, root: str | os.PathLike[str], split_file: str | os.PathLike[str] | list[SplitEntry], *,
                  height: int = 192, width: int = 640, gt: str = "png", gt_file: str | os.PathLike[str] | None = None,
                  depth_root: str | os.PathLike[str] | None = None, vel_depth: bool = False,
-                 intrinsics: str = "default", region: bool = False) -> None:
+                 intrinsics: str = "default", region: bool = False, missing: str = "error") -> None:
         if gt not in GT_SOURCES:
             raise ValueError(f"gt must be one of {GT_SOURCES}, got {gt!r}")
-        self.images = KittiRawDepthDataset(root, split_file, frame_offsets=(0,), height=height, width=width,
-                                           intrinsics=intrinsics, load_depth=False)
+        if missing not in ("error", "skip"):
+            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        listed = read_split_file(split_file) if isinstance(split_file, (str, os.PathLike)) else list(split_file)
+        self.images = KittiRawDepthDataset(root, listed, frame_offsets=(0,), height=height, width=width,
+                                           intrinsics=intrinsics, load_depth=False, missing=missing)
         self.root = Path(root)
         self.depth_root = Path(depth_root) if depth_root is not None else self.root
         self.gt, self.vel_depth, self.region = gt, vel_depth, region
         self._moving_cache: dict[Path, frozenset[int]] = {}
+        self.skipped: list[tuple[str, str]] = [(_name(e), f"{path} does not exist") for e, path in self.images.skipped]
         self.npz: NpzDepthGT | None = None
         if gt == "npz":
             if gt_file is None:
                 raise ValueError("gt='npz' needs gt_file (the .npz path)")
             self.npz = NpzDepthGT(gt_file)
-            if len(self.npz) != len(self.images):
+            if len(self.npz) != len(listed):
                 raise DatasetError(f"{gt_file}: holds {len(self.npz)} depth maps but the split has "
-                                   f"{len(self.images)} frames")
-        elif gt == "png":  # fail before the first forward pass if a PNG is missing
-            for e in self.images.entries:
+                                   f"{len(listed)} frames")
+        line_of = _subsequence_positions(listed, self.images.entries)
+        # (index into self.images, split line) of every frame whose ground-truth files exist
+        self._items: list[tuple[int, int]] = []
+        for i, entry in enumerate(self.images.entries):
+            absent = self._missing_gt(entry)
+            if absent is None:
+                self._items.append((i, line_of[i]))
+            elif missing == "skip":
+                self.skipped.append((_name(entry), absent))
+            else:
+                raise DatasetError(f"frame '{_name(entry)}' has no {self.gt} ground truth: {absent}"
+                                   + _GT_HINTS.get(self.gt, "") + "; --missing skip leaves such frames out")
+
+    def _missing_gt(self, e: SplitEntry) -> str | None:
+        """What is missing of a frame's ground truth (the file, or every path tried), or None."""
+        if self.gt == "png":
+            try:
                 depth_png_path(self.depth_root, e.folder, e.frame, e.side)
+            except DatasetError as exc:
+                return str(exc)
+            return None
+        if self.gt == "velodyne":
+            date_dir = self.root / e.date
+            for path in (velodyne_path(self.root, e.folder, e.frame), date_dir / "calib_cam_to_cam.txt",
+                         date_dir / "calib_velo_to_cam.txt"):
+                if not path.is_file():
+                    return f"{path} does not exist"
+        return None
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self._items)
 
     def depth_for(self, index: int) -> np.ndarray:
         """HxW float32 ground truth of sample ``index`` from the configured source."""
-        e = self.images.entries[index]
+        i, line = self._items[index]
+        e = self.images.entries[i]
         if self.gt == "png":
             return read_depth_png(depth_png_path(self.depth_root, e.folder, e.frame, e.side))
         if self.gt == "velodyne":
-            return velodyne_depth_map(self.root, e.folder, e.frame, {"l": 2, "r": 3}[e.side], self.vel_depth)
-        return self.npz[index]
+            return velodyne_depth_map(self.root, e.folder, e.frame, _CAMERA[e.side], self.vel_depth)
+        return self.npz[line]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = self.images[index]
-        e = self.images.entries[index]
+        i, _ = self._items[index]
+        sample = self.images[i]
+        e = self.images.entries[i]
         depth = self.depth_for(index)
         sample["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
-        sample["name"] = f"{e.folder} {e.frame} {e.side}"
+        sample["name"] = _name(e)
         if self.region:
             mask = moving_actor_mask(self.root, e.folder, e.frame, e.side, self._moving_cache)
             if mask.shape != depth.shape:
@@ -183,6 +221,29 @@ class KittiEvalDataset(Dataset):
                                    f"{mask.shape[1]}x{mask.shape[0]}, ground truth {depth.shape[1]}x{depth.shape[0]}")
             sample["moving_mask"] = torch.from_numpy(mask)[None]
         return sample
+
+
+_CAMERA = {"l": 2, "r": 3}
+_GT_HINTS = {
+    "velodyne": " (the default --gt velodyne needs KITTI raw's velodyne_points and calib_velo_to_cam.txt; use --gt "
+                "png for depth PNGs, e.g. the synthetic world or the depth-completion annotations)",
+    "png": " (--gt png reads the annotated depth-completion maps; the Eigen protocol's ground truth is --gt velodyne)",
+}
+
+
+def _name(e: SplitEntry) -> str:
+    return f"{e.folder} {e.frame} {e.side}"
+
+
+def _subsequence_positions(listed: list[SplitEntry], kept: list[SplitEntry]) -> list[int]:
+    """For each of ``kept`` (``listed`` with some entries dropped, order kept) its position in ``listed``."""
+    positions, j = [], 0
+    for entry in kept:
+        while listed[j] != entry:
+            j += 1
+        positions.append(j)
+        j += 1
+    return positions
 
 
 def read_disparity_png(path: str | os.PathLike[str]) -> np.ndarray:

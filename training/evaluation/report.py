@@ -12,8 +12,8 @@ from sgdepth_ros.labels import CLASS_NAMES
 from sgdepth_ros.metrics.depth import METRIC_NAMES
 from .runner import DepthEvalResult, SegEvalResult
 
-__all__ = ["format_ratios", "format_depth_table", "format_seg_table", "checkpoint_info", "depth_report",
-           "seg_report", "json_safe", "write_json"]
+__all__ = ["format_ratios", "format_depth_table", "miou_classes", "miou_note", "format_seg_table", "checkpoint_info",
+           "depth_report", "seg_report", "json_safe", "write_json"]
 
 
 def format_ratios(summary: Mapping[str, float]) -> str:
@@ -32,6 +32,24 @@ def _fmt(value: float, width: int = 7) -> str:
     return f"{'n/a':>{width}}" if value is None or math.isnan(value) else f"{100 * value:{width}.2f}"
 
 
+def miou_classes(scores: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(classes the mIoU averages, classes left out): a class absent from both the ground truth and the prediction has
+    no IoU (NaN) and is not in the mean. On Cityscapes that is rarely any; on the synthetic world, which has no rider,
+    truck, bus, train, motorcycle or bicycle, the mIoU is a mean over 13 classes — not comparable to a 19-class one."""
+    names = scores.get("class_names", CLASS_NAMES)
+    averaged = [n for n, v in zip(names, scores["iou"]) if v is not None and not math.isnan(v)]
+    return averaged, [n for n in names if n not in averaged]
+
+
+def miou_note(scores: Mapping[str, Any]) -> str:
+    """``"over 13 of 19 classes (absent: rider, truck, …)"`` or ``"over all 19 classes"``."""
+    averaged, absent = miou_classes(scores)
+    total = len(averaged) + len(absent)
+    if not absent:
+        return f"over all {total} classes"
+    return f"over {len(averaged)} of {total} classes (absent from ground truth and prediction: {', '.join(absent)})"
+
+
 def format_seg_table(scores: Mapping[str, Any]) -> str:
     """Per-class IoU and accuracy (in %) with the Cityscapes class names, then mIoU, mean class and pixel accuracy.
     Classes absent from both ground truth and prediction show ``n/a`` and are left out of the means."""
@@ -40,7 +58,7 @@ def format_seg_table(scores: Mapping[str, Any]) -> str:
     lines = [f"  {'class':<{width}} |     IoU |     acc"]
     for name, iou, acc in zip(names, scores["iou"], scores["class_acc"]):
         lines.append(f"  {name:<{width}} | {_fmt(iou)} | {_fmt(acc)}")
-    lines.append(f"  {'mIoU':<{width}} | {_fmt(scores['miou'])} |")
+    lines.append(f"  {'mIoU':<{width}} | {_fmt(scores['miou'])} | {miou_note(scores)}")
     lines.append(f"  mean class accuracy {_fmt(scores['mean_acc']).strip()} %, pixel accuracy "
                  f"{_fmt(scores['pixel_acc']).strip()} %, {scores['pixels']} pixels "
                  f"({scores.get('void_pixels', 0)} predicted void)")
@@ -80,6 +98,7 @@ def seg_report(result: SegEvalResult, *, checkpoint: Mapping[str, Any] | None = 
     return {
         "task": "segmentation",
         "miou": scores["miou"],
+        "miou_classes": miou_classes(scores)[0],
         "mean_acc": scores["mean_acc"],
         "pixel_acc": scores["pixel_acc"],
         "count": result.count,

@@ -7,8 +7,10 @@ Files (KITTI raw)::
     <root>/<date>/<drive>/velodyne_points/data/<frame:010d>.bin           float32 x, y, z, reflectance per point
 
 Steps: drop points with velodyne x < 0 (behind the sensor), project with P_rect_0X · R_rect_00 · [R|T], divide by
-the third coordinate, **round then subtract 1** from both pixel coordinates, keep points inside the image, and on
-collisions keep the nearest depth. The depth is the third projected coordinate (camera z, SGDepth's
+the third coordinate, **round then subtract 1** from both pixel coordinates (the runtime's pixel rounding
+``"kitti_devkit"`` of :mod:`sgdepth_ros.sparse_depth`: one pixel up and left of the ROS convention that replay's LiDAR
+ground truth uses, kept for the Eigen protocol's fidelity), keep points inside the image, and on collisions keep the
+nearest depth. The depth is the third projected coordinate (camera z, SGDepth's
 ``vel_depth=False``) or the velodyne x (``vel_depth=True``, monodepth2's ``export_gt_depth.py``). One deliberate
 difference: points whose camera z is not positive are dropped before the division (KITTI divides by them and zeroes
 negative depths afterwards); such points lie at or behind the camera plane and cannot be seen anyway.
@@ -19,6 +21,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from sgdepth_ros.sparse_depth import splat_depth
 
 from ..data.errors import DatasetError
 from ..data.kitti_calib import read_calib_file
@@ -82,7 +86,8 @@ def project_to_depth_map(points: np.ndarray, velo_to_image: np.ndarray, size: tu
         size: (width, height) of the image in pixels.
         vel_depth: False = camera z (third projected coordinate), True = velodyne x.
     Returns: HxW float32 depth in metres, 0 where no point landed; the nearest point wins on collisions.
-    Pixel of a point: (round(u) − 1, round(v) − 1), numpy rounding (half to even), as KITTI's devkit.
+    Pixel of a point: (round(u) − 1, round(v) − 1), numpy rounding (half to even), as KITTI's devkit:
+    :func:`sgdepth_ros.sparse_depth.splat_depth` with rounding ``"kitti_devkit"``.
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] not in (3, 4):
@@ -93,19 +98,9 @@ def project_to_depth_map(points: np.ndarray, velo_to_image: np.ndarray, size: tu
     proj = homogeneous @ np.asarray(velo_to_image, dtype=np.float64).T
     front = proj[:, 2] > 0
     proj, pts = proj[front], pts[front]
-    u = np.round(proj[:, 0] / proj[:, 2]) - 1
-    v = np.round(proj[:, 1] / proj[:, 2]) - 1
     depth = pts[:, 0] if vel_depth else proj[:, 2]
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
-    flat = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
-    depth = depth[inside]
-    out = np.zeros(height * width, np.float32)
-    if flat.size:
-        order = np.lexsort((depth, flat))  # by pixel, then nearest first
-        flat, depth = flat[order], depth[order]
-        first = np.unique(flat, return_index=True)[1]
-        out[flat[first]] = depth[first]
-    return out.reshape(height, width)
+    return splat_depth(proj[:, 0] / proj[:, 2], proj[:, 1] / proj[:, 2], depth, width, height,
+                       rounding="kitti_devkit")
 
 
 def velodyne_path(root: str | os.PathLike[str], folder: str, frame: int) -> Path:
