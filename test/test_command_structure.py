@@ -90,3 +90,13 @@ def test_the_cli_works_without_the_training_package(tmp_path):
     synth = _run_without_training("synth", "--out", str(tmp_path / "s"))
     assert synth.returncode == 2 and "Traceback" not in synth.stderr
     assert "'sgdepth-ros synth' needs the offline tools" in synth.stderr
+
+
+def test_machine_line_names_the_cpu_flags_that_decide_the_kernels():
+    from sgdepth_ros.commands.helpers import cpu_flags, machine_description
+
+    info = "processor\t: 0\nflags\t\t: fpu sse avx2 fma avx512f avx512_vnni avx512_bf16 pni\n"
+    assert cpu_flags(info) == ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"]
+    assert cpu_flags("Features\t: fp asimd sve\n") == ["asimd", "sve"]
+    line = machine_description()
+    assert "logical cores" in line and ("GPU" in line) and "(" in line

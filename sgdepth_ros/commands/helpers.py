@@ -11,8 +11,28 @@ import platform
 from pathlib import Path
 
 
+# Instruction-set extensions that decide which CPU kernels OpenVINO / oneDNN / PyTorch pick (fp32, bf16, int8).
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni",
+              "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """The SIMD flags of :data:`SIMD_FLAGS` this CPU reports in /proc/cpuinfo (empty where it cannot be read)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    present = set()
+    for line in cpuinfo.splitlines():
+        if line.split(":", 1)[0].strip() in ("flags", "Features"):
+            present.update(line.split(":", 1)[1].split())
+    return [flag for flag in SIMD_FLAGS if flag in present]
+
+
 def machine_description() -> str:
-    """One line naming the CPU, core count, GPU, Python, torch and OpenVINO versions (for benchmark tables)."""
+    """One line naming the CPU, its SIMD flags, core count, GPU, Python, torch and OpenVINO versions (for benchmark
+    tables: the same code runs at different speeds on machines of the same kind with other CPU features)."""
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -21,6 +41,8 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
+    flags = cpu_flags()
+    cpu += f" ({' '.join(flags)})" if flags else " (CPU flags unknown)"
     import torch
 
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"

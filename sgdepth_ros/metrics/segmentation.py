@@ -5,7 +5,8 @@ channel 19. The reference accumulates a 20×20 matrix and takes the nanmean over
 false negative of the pixel's ground-truth class, and, if void is ever predicted, class 19 adds an IoU of 0 to the mean.
 Here the matrix is 19×19 (trained classes only) plus a per-ground-truth-class ``void`` count: a void prediction is
 still a false negative of its pixel's class (and a wrong pixel for the accuracies) but no class's false positive, and
-the mean runs over the 19 real classes only, i.e. the "mIoU over the 19 Cityscapes classes" the reference reports in
+the mean (a nanmean) runs over the real classes that occur in the ground truth or the prediction — all 19 on Cityscapes
+val, i.e. the "mIoU over the 19 Cityscapes classes" the reference reports in
 practice. Ground truth outside 0..18 (255 = ignore) is skipped.
 """
 from __future__ import annotations

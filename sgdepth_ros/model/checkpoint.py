@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic_file import atomic_write
 from ..labels import CLASS_NAMES
 from .sgdepth import ModelConfig, SGDepth
 
@@ -294,7 +295,7 @@ def save_checkpoint(model: SGDepth, path: str | os.PathLike, metadata: dict | No
                     dtype: torch.dtype = torch.float32, inference_only: bool = True) -> Path:
     """Write ``model`` in our format (atomically). ``inference_only`` drops the pose network;
     ``dtype`` (float32/float16) applies to floating-point tensors."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     state = model.inference_state_dict() if inference_only else model.state_dict()
@@ -308,11 +309,8 @@ def save_checkpoint(model: SGDepth, path: str | os.PathLike, metadata: dict | No
     meta["dtype"] = str(dtype).replace("torch.", "")
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     meta = validate_metadata(meta, path)  # never write a file that loading would refuse
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
-    return path
+    payload = save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
+    return atomic_write(path, lambda handle: handle.write(payload))
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
