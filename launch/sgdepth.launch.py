@@ -4,7 +4,9 @@
         image:=/camera/image_raw camera_info:=/camera/camera_info rviz:=true
 
 Outputs appear under the namespace (default /sgdepth): depth or depth/relative, depth/camera_info,
-depth/color, semantic, semantic/color, semantic/overlay, semantic/labels, points or points/relative.
+depth/color, semantic, semantic/color, semantic/overlay, semantic/labels, points or points/relative
+(with scale_mode camera_height: both, frame by frame, and depth/scale). Scale settings (scale_mode,
+camera_height, ground_frame, …) come from params_file: a launch argument would override that file.
 The node is a managed (lifecycle) node; with autostart (the default in config/sgdepth.yaml) it
 configures and activates itself, so no lifecycle manager is needed.
 """

@@ -32,6 +32,9 @@ COMMANDS = {
                    "depth metrics of a checkpoint on KITTI (Eigen / KITTI split / KITTI 2015) or the synthetic world"),
     "eval-pose": ("sgdepth_training.commands.eval_pose",
                   "ego-motion of a checkpoint's pose net: 5-frame-snippet ATE (KITTI odometry or a synthetic drive)"),
+    "eval-scale": ("sgdepth_training.commands.eval_scale",
+                   "metric scale from the camera height against its targets: replay offline and live on a drive bag "
+                   "with depth ground truth; writes docs/benchmarks.md"),
     "eval-seg": ("sgdepth_training.commands.eval_seg",
                  "segmentation mIoU of a checkpoint on Cityscapes (or the synthetic world's Cityscapes export)"),
 }

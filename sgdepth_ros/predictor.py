@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .backends import BACKENDS, TASKS, BackendError, OpenVINOBackend, TorchBackend, resolve_device, task_set
-from .model import load_checkpoint
+from .ego_motion import DEFAULT_MAX_GAP_S, EgoMotion
+from .model import CheckpointError, load_checkpoint
 from .model.checkpoint import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, file_sha256
 from .pinhole import rescale_matrix
 from .postprocess import disparity_to_depth, resize_bilinear, resize_labels
@@ -42,6 +44,8 @@ class Prediction:
     scale: metres per model unit applied to ``depth`` (None: relative depth). With scale_mode
         ``camera_height`` it is the filtered estimate after this frame, so ``is_metric`` can be False on the
         first frames or while no road is in view.
+    network_input: [3,H,W] float32, the normalised network input of this image, kept only by a predictor made
+        with ``ego_motion=True`` (what :class:`sgdepth_ros.ego_motion.EgoMotion` feeds the pose net), else None.
     """
 
     depth: np.ndarray | None
@@ -51,6 +55,7 @@ class Prediction:
     image: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     scale: float | None = None
+    network_input: np.ndarray | None = None
 
 
 class Predictor:
@@ -73,13 +78,16 @@ class Predictor:
         camera_height: metres from the camera down to the road, for scale_mode "camera_height" (the scale is then
             measured on every frame that is given its ``intrinsics``).
         threads: CPU threads for the OpenVINO backend (default: its own choice).
+        ego_motion: keep the checkpoint's pose net (fp32, on ``device``) for :meth:`relative_pose` and
+            :meth:`ego_motion_tracker`; a checkpoint without one is then an error. Off: the pose net is dropped.
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "fp32",
                  input_size: tuple[int, int] | None = None, backend: str = "auto",
                  tasks: tuple[str, ...] = TASKS, output_resolution: str = "network",
                  scale_factor: float | None = None, threads: int | None = None,
-                 scale_mode: str = DEFAULT_SCALE_MODE, camera_height: float | None = None):
+                 scale_mode: str = DEFAULT_SCALE_MODE, camera_height: float | None = None,
+                 ego_motion: bool = False):
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {output_resolution!r}")
         if backend not in BACKENDS:
@@ -89,6 +97,13 @@ class Predictor:
             _check_input_size(input_size)
         self.device = resolve_device(device)
         model = load_checkpoint(checkpoint_path)
+        if ego_motion and model.pose is None:
+            raise CheckpointError(f"{checkpoint_path}: ego-motion needs the pose network, which this checkpoint "
+                                  "does not hold (inference files drop it); use the released SGDepth model.pth or a "
+                                  "file written with `sgdepth-ros export --keep-pose` / `sgdepth-ros convert "
+                                  "--keep-pose`")
+        if not ego_motion:
+            model.pose = None  # not needed: no memory for it on the device
         self.metadata = model.metadata  # validated at load (sgdepth_ros.model.checkpoint.validate_metadata)
         size = input_size or (self.metadata["input_size"]["width"], self.metadata["input_size"]["height"])
         self.input_size = (int(size[0]), int(size[1]))
@@ -112,6 +127,7 @@ class Predictor:
         else:
             self.backend = TorchBackend(model, self.device, precision)
         self.precision = precision
+        self.pose_net = model.pose.to(self.device, torch.float32).eval() if ego_motion else None
         LOG.info("predictor: %s on %s (%s), input %dx%d, tasks %s", self.backend.name, self.device,
                  precision, *self.input_size, ",".join(tasks))
 
@@ -124,6 +140,22 @@ class Predictor:
     def scale_factor(self) -> float | None:
         """Metres per model unit of a constant scale source, else None."""
         return self.scale.factor()
+
+    def relative_pose(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """The pose net on normalised network inputs previous, current: [N,3,H,W] (see ``Prediction.network_input``)
+        → [N,4,4] float64 T(previous ← current) (camera(t) → camera(t−1)), translation in model units."""
+        if self.pose_net is None:
+            raise RuntimeError("this predictor was made without ego_motion=True: it holds no pose network")
+        with torch.inference_mode():
+            a = torch.from_numpy(np.ascontiguousarray(previous, np.float32)).to(self.device)
+            b = torch.from_numpy(np.ascontiguousarray(current, np.float32)).to(self.device)
+            return self.pose_net(a, b, invert=False).double().cpu().numpy()
+
+    def ego_motion_tracker(self, max_gap_s: float = DEFAULT_MAX_GAP_S) -> EgoMotion:
+        """A new per-camera :class:`~sgdepth_ros.ego_motion.EgoMotion` running this predictor's pose net."""
+        if self.pose_net is None:
+            raise RuntimeError("this predictor was made without ego_motion=True: it holds no pose network")
+        return EgoMotion(self.relative_pose, max_gap_s)
 
     def describe(self) -> str:
         """One line saying what runs (backend, device, size, scale, weights provenance)."""
@@ -189,7 +221,8 @@ class Predictor:
                 factor = None
             predictions.append(Prediction(depth, disp, labels if "segmentation" in wanted else None,
                                           factor is not None, image if resolution == "input" else resized[i],
-                                          scale=factor))
+                                          scale=factor,
+                                          network_input=batch[i].copy() if self.pose_net is not None else None))
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "forward": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         for p in predictions:

@@ -94,6 +94,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from sgdepth_ros.predictor import Predictor
 from sgdepth_ros.ros import node as node_module
+from sgdepth_ros.ros.camera_channel import Frame
 
 checkpoint = sys.argv[1]
 rclpy.init()
@@ -118,7 +119,7 @@ report = []
 for wanted in (["depth"], ["depth_color"], ["semantic"], ["overlay", "semantic_color"], ["depth", "semantic"]):
     node._pubs = {key: Pub() for key in wanted}
     before = dict(calls)
-    node._process(node_module._Frame(msg, 10 ** 9))
+    node._process(Frame(msg, 10 ** 9))
     published = sorted(k for k, p in node._pubs.items() if p.sent)
     report.append({"wanted": wanted, "depth": calls["depth"] - before["depth"],
                    "segmentation": calls["segmentation"] - before["segmentation"], "published": published})
@@ -144,7 +145,7 @@ def test_the_node_runs_only_the_tails_its_subscribers_need(tmp_path, ours_safete
 
 
 def test_output_to_task_mapping():
-    from sgdepth_ros.ros.node import tasks_for_outputs
+    from sgdepth_ros.ros.output_tasks import tasks_for_outputs
     from sgdepth_ros.ros.outputs import OUTPUT_KEYS
 
     assert tasks_for_outputs({"depth", "depth_info", "depth_color"}) == ("depth",)

@@ -149,7 +149,7 @@ def test_warm_up_runs_one_prediction_at_the_network_size_and_renders_every_outpu
 
 def test_warm_up_runs_every_task_set_the_node_can_ask_for():
     """Per-task graphs (OpenVINO compiles one per task set on first use) are all warm before the first frame."""
-    from sgdepth_ros.ros.node import reachable_task_sets
+    from sgdepth_ros.ros.output_tasks import reachable_task_sets
 
     everything = reachable_task_sets(set(OUTPUT_KEYS))
     assert everything == [("depth",), ("depth", "segmentation"), ("segmentation",)]

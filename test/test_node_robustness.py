@@ -27,7 +27,7 @@ def node(ros_env, constant_depth_checkpoint):
     # Reliable, deep input queues: every message sent reaches the node's callbacks, however busy the machine
     # (with the default best-effort depth 1, a message the executor has not taken yet is replaced by the next)
     process = start_node({"model_path": constant_depth_checkpoint, "input_width": NET_W, "input_height": NET_H,
-                          "camera_info_wait_sec": 0.5, "warn_input_output_ratio": 1000.0,
+                          "camera_info_wait_sec": 1.0, "warn_input_output_ratio": 1000.0,
                           "input_qos_reliability": "reliable", "input_qos_depth": 100}, ros_env, NS)
     yield process
     process.stop()
@@ -121,7 +121,6 @@ def test_a_bad_camera_info_is_counted_once(probe):
     assert not outputs_for(probe, h, ["depth/camera_info"])
     diag = diagnostics_when(probe, lambda d: errors(d).get("errors/bad_intrinsics", 0) > before.get("errors/bad_intrinsics", 0))
     grown = {k: v - before.get(k, 0) for k, v in errors(diag).items() if v > before.get(k, 0)}
-    grown.pop("errors/duplicate_stamp", None)  # send_and_wait re-sends a frame unanswered for 5 s (a loaded machine)
     assert set(grown) == {"errors/bad_intrinsics"}, grown  # not also camera_info_unmatched
 
 

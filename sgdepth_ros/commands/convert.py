@@ -10,7 +10,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="reference SGDepth model.pth (or one of our .safetensors files)")
     p.add_argument("-o", "--output", required=True, help="output .safetensors file")
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
-    p.add_argument("--keep-pose", action="store_true", help="keep the pose network (only training needs it)")
+    p.add_argument("--keep-pose", action="store_true",
+                   help="keep the pose network (training, eval-pose and the node's ego-motion need it)")
     p.add_argument("--scale-factor", type=float, default=None,
                    help="metres per model unit to record in the metadata (e.g. measured on your camera)")
     p.add_argument("--scale-source", default=None, help="where the scale factor comes from (free text)")

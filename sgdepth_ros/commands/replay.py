@@ -2,6 +2,12 @@
 
     sgdepth-ros replay drive_bag/ --model model.pth --out replay_out/                  # offline, every frame
     sgdepth-ros replay drive_bag/ --mode live --rate 2 --use-sim-time --out live_out/  # through the node process
+    sgdepth-ros replay drive_bag/ --scale-mode camera_height --out height_out/        # metres from the camera height
+
+Depth is scored with per-image median scaling, with the fixed scale (``--scale-factor`` or the checkpoint's) and, with
+``--scale-mode camera_height``, with the scale measured from the camera's height above the road plane
+(``--camera-height``, else the bag's ``/tf_static``: see :mod:`sgdepth_ros.replay.tf_height`); the report then also
+has the per-frame scale estimate, filtered scale, the ground truth's scale and their errors.
 
 Writes into ``--out``: ``<bag>_replay/`` (MCAP bag: the inputs, the ground truth and every node output),
 ``report.json``, ``report.md``, plots and ``preview.png``. Exit 0 on a complete run; 1 when the bag could only be
@@ -27,8 +33,9 @@ import numpy as np
 from .arg_types import count, positive_float
 
 MODES = ("offline", "live")
+SCALE_MODES = ("auto", "camera_height")
 REPORT_FILES = ("report.json", "report.md", "preview.png", "error_vs_distance.png", "latency.png",
-                "per_class_iou.png")
+                "per_class_iou.png", "camera_height_scale.png")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +63,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ev.add_argument("--max-depth", type=positive_float, default=80.0, help="(80)")
     ev.add_argument("--scale-factor", type=positive_float, default=None,
                     help="metres per model unit (default: the checkpoint's, else median scaling only)")
+    ev.add_argument("--scale-mode", choices=SCALE_MODES, default="auto",
+                    help="auto (default): the outputs carry the fixed scale (--scale-factor or the checkpoint's); "
+                         "camera_height: measured per frame from the camera height over the road plane, a third "
+                         "scoring row")
+    ev.add_argument("--camera-height", type=positive_float, default=None,
+                    help="camera_height: metres from the camera down to the road (default: from the bag's "
+                         "/tf_static, ground frame → the image's frame_id)")
+    ev.add_argument("--ground-frame", action="append", default=None, metavar="FRAME",
+                    help="camera_height from TF: the ground frame (repeatable, first found wins; default "
+                         "base_footprint, then base_link)")
     ev.add_argument("--max-frames", type=count, default=None, help="stop after this many frames")
     ev.add_argument("--previews", type=int, default=4, help="frames in preview.png (0 = none)")
     run = p.add_argument_group("running")
@@ -108,6 +125,30 @@ def _prepare_out(out: Path, bag_name: str, overwrite: bool) -> Path:
     return bag_path
 
 
+def _camera_height(args: argparse.Namespace, image_topic: str) -> tuple[float | None, str | None]:
+    """(metres, where they came from) for ``--scale-mode camera_height``; (None, None) otherwise.
+
+    ``--camera-height`` when given, else the bag's ``/tf_static`` from the ground frame to the first image's
+    frame_id. Raises ValueError with what to set when neither gives a height.
+    """
+    from ..bag.reader import read_messages
+    from ..replay.tf_height import GROUND_FRAMES, camera_height_from_bag
+
+    if args.scale_mode != "camera_height":
+        if args.camera_height is not None or args.ground_frame:
+            raise ValueError("--camera-height and --ground-frame are used only with --scale-mode camera_height")
+        return None, None
+    if args.camera_height is not None:
+        return args.camera_height, "--camera-height"
+    first = next(iter(read_messages(args.bag, [image_topic])), None)
+    frame_id = str(first.msg.header.frame_id) if first is not None else ""
+    if not frame_id:
+        raise ValueError(f"{args.bag}: the images on {image_topic} name no frame_id, so the camera height cannot "
+                         f"be read from TF; give --camera-height")
+    height = camera_height_from_bag(args.bag, frame_id, tuple(args.ground_frame or GROUND_FRAMES))
+    return height.height_m, height.describe()
+
+
 def _percentiles(samples: list[float], what: str) -> dict | None:
     if not samples:
         return None
@@ -122,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     from ..bag import BagWriter
     from ..default_model import default_model_path
     from ..model import read_metadata
-    from ..scale import resolve_scale
+    from ..scale import CameraHeightScale, resolve_scale
     from .helpers import machine_description
     from ..replay.evaluate import EvalSettings, ReplayEvaluator
     from ..replay.frames import FrameReader
@@ -166,23 +207,40 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{args.bag}: the image topic {topics.image} has no messages: nothing to replay. The bag has:\n"
                      f"{describe(bag_topics)}")
     total = min(image_count, args.max_frames or image_count)
+    try:
+        camera_height, height_source = _camera_height(args, topics.image)
+    except ValueError as error:
+        return _fail(str(error))
+    by_height = camera_height is not None
+    if by_height and not topics.camera_info:
+        return _fail(f"--scale-mode camera_height needs the camera's intrinsics: {args.bag} has no CameraInfo "
+                     f"topic for {topics.image} (name one with --camera-info)")
 
-    # metres per model unit, by the one rule of every entry point (sgdepth_ros.scale, mode auto); None = relative
+    # metres per model unit, by the one rule of every entry point (sgdepth_ros.scale, mode auto); None = relative.
+    # With camera_height the outputs carry the measured scale and this factor only makes the "fixed" row.
     scale = resolve_scale("auto", args.scale_factor, read_metadata(model), str(model)).factor()
     out = Path(args.out)
     bag_out = _prepare_out(out, f"{Path(args.bag).name.removesuffix('.mcap').removesuffix('.db3')}_replay",
                            args.overwrite)
     namespace = "/sgdepth"
-    keys = output_topics(bool(scale))
-    if not topics.camera_info:
-        keys = {k: v for k, v in keys.items() if k not in ("depth_info", "points")}
-    full = {key: (f"{namespace}/{topic}", f"sensor_msgs/msg/{kind.__name__}") for key, (topic, kind) in keys.items()}
-    evaluator = ReplayEvaluator(EvalSettings(args.protocol, args.min_depth, args.max_depth, scale, bool(scale)))
+
+    def full_topics(metric: bool) -> dict:
+        keys = output_topics(metric)
+        if not topics.camera_info:
+            keys = {k: v for k, v in keys.items() if k not in ("depth_info", "points")}
+        return {key: (f"{namespace}/{topic}", f"sensor_msgs/msg/{kind.__name__}") for key, (topic, kind) in
+                keys.items()}
+
+    full = full_topics(by_height or bool(scale))
+    relative = full_topics(False) if by_height else None  # frames before the first camera-height scale
+    evaluator = ReplayEvaluator(EvalSettings(args.protocol, args.min_depth, args.max_depth, scale,
+                                             bool(scale) and not by_height, camera_height_m=camera_height,
+                                             camera_height_source=height_source))
     previews = set(np.linspace(0, total - 1, args.previews).round().astype(int).tolist()) if args.previews else set()
     reader = FrameReader(args.bag, topics, camera_from_lidar, lidar_tolerance_s=args.lidar_tolerance)
     writer = None if args.no_bag else BagWriter(bag_out, storage=args.bag_storage)
     recorder = FrameRecorder(evaluator, full, writer, previews,
-                             {"image": topics.image, "camera_info": topics.camera_info})
+                             {"image": topics.image, "camera_info": topics.camera_info}, relative)
     errors: list[str] = []
     result: dict = {"sent": 0, "latency_ms": [], "wall_s": 0.0}
     description = ""
@@ -196,16 +254,23 @@ def run(args: argparse.Namespace) -> int:
             from ..replay.offline import run_offline
 
             predictor = Predictor(model, device=args.device, backend=args.backend, output_resolution="input",
-                                  scale_mode="auto", scale_factor=scale)
-            description = predictor.describe()
+                                  scale_mode="camera_height" if by_height else "auto",
+                                  scale_factor=None if by_height else scale, camera_height=camera_height)
+            if by_height:  # the same source, labelled with where its height came from
+                predictor.scale = CameraHeightScale(camera_height, source=height_source.split(":")[0])
             result = run_offline(frames, predictor, recorder, bar)
+            description = predictor.describe()  # after the run: a measured scale says where it ended
         else:
             from ..replay.live import LiveReplay, LiveSettings
 
             settings = LiveSettings(str(model.resolve()), args.rate, args.use_sim_time, namespace, bool(scale),
-                                    args.scale_factor, args.device, node_params, args.drain)
-            with LiveReplay(settings, {k: t for k, (t, _) in keys.items()}, topics.image, topics.camera_info,
-                            compressed=image_topic.msgtype == COMPRESSED) as live:
+                                    args.scale_factor, args.device, node_params, args.drain,
+                                    camera_height=camera_height)
+            strip = len(namespace) + 1
+            with LiveReplay(settings, {k: t[strip:] for k, (t, _) in full.items()}, topics.image,
+                            topics.camera_info, compressed=image_topic.msgtype == COMPRESSED,
+                            relative_topics={k: t[strip:] for k, (t, _) in (relative or {}).items()
+                                             if t != full[k][0]}) as live:
                 domain = (live.domain_id, live.domain_source)
                 result = live.play(frames, recorder, bar)
             description = _node_model_line(live.node_output) or str(model)
@@ -234,13 +299,15 @@ def run(args: argparse.Namespace) -> int:
         "settings": {"rate": args.rate if args.mode == "live" else None,
                      "use_sim_time": args.use_sim_time if args.mode == "live" else None,
                      "protocol": args.protocol, "min_depth_eval": args.min_depth, "max_depth_eval": args.max_depth,
-                     "scale_factor": scale, "output_resolution": "input", "namespace": namespace,
+                     "scale_factor": scale, "scale_mode": args.scale_mode, "camera_height_m": camera_height,
+                     "camera_height_source": height_source, "output_resolution": "input", "namespace": namespace,
                      "node_params": node_params or None,
                      "ros_domain_id": domain[0] if domain else None,
                      "ros_domain_id_source": domain[1] if domain else None},
         "topics": topics.as_dict(),
         "frames": {"in_bag": image_count, "sent": sent, "delivered": delivered,
                    "dropped": sent - delivered, "incomplete": result.get("incomplete"),
+                   "scale_unpaired": result.get("scale_unpaired") if by_height else None,
                    "dropped_by_node": _int(node, "frames_dropped"),
                    "lost": (sent - delivered - _int(node, "frames_dropped")) if _int(node, "frames_dropped")
                    is not None else None,
@@ -282,6 +349,10 @@ def _command_line(args: argparse.Namespace, model: Path) -> str:
     parts = ["sgdepth-ros", "replay", args.bag, "--model", str(model), "--mode", args.mode, "--out", args.out]
     if args.mode == "live":
         parts += ["--rate", f"{args.rate:g}"] + (["--use-sim-time"] if args.use_sim_time else [])
+    if args.scale_mode != "auto":
+        parts += ["--scale-mode", args.scale_mode]
+    if args.camera_height is not None:
+        parts += ["--camera-height", f"{args.camera_height:g}"]
     if args.max_frames:
         parts += ["--max-frames", str(args.max_frames)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -295,11 +366,15 @@ def _int(node: dict | None, key: str) -> int | None:
 
 
 def _node_model_line(output: str) -> str:
-    """The node's "model ready: …" description from its log."""
-    for line in output.splitlines():
-        if "model ready: " in line:
-            return line.split("model ready: ", 1)[1].strip()
-    return ""
+    """The node's "model ready: …" description from its log, with its "scale (applied per frame by the node): …"
+    line when it measures the scale itself (its predictor then gives model units)."""
+    parts = []
+    for marker in ("model ready: ", "scale (applied per frame by the node): "):
+        for line in output.splitlines():
+            if marker in line:
+                parts.append(line.split(marker, 1)[1].strip())
+                break
+    return "; scale applied by the node: ".join(parts)
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -317,6 +392,17 @@ def _print_summary(summary: dict, out: Path) -> None:
                f"δ<1.25 {m['a1']:.3f} (median scaling)"
         if depth["fixed"]:
             line += f"; AbsRel {depth['fixed']['metrics']['abs_rel']:.3f} with the scale ×{depth['fixed']['scale']:g}"
+        print(line)
+    height = summary.get("camera_height")
+    if height:
+        error = height["scale_error"]
+        line = (f"  camera height {height['height_m']:g} m ({height['height_source']}): a scale on "
+                f"{height['frames_with_scale']} of {height['frames']} frames")
+        if error["count"]:
+            line += (f"; scale error median {100 * error['median_abs']:.1f} %, p95 {100 * error['p95_abs']:.1f} %, "
+                     f"jitter {100 * (height['jitter'] or 0):.2f} %")
+        if height["metrics"]:
+            line += f"; AbsRel {height['metrics']['abs_rel']:.3f}"
         print(line)
     if summary["segmentation"]:
         print(f"  segmentation: mIoU {100 * summary['segmentation']['miou']:.1f} %")

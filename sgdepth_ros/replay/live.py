@@ -15,6 +15,14 @@ time it was sent, both on this process's clock); it is *dropped* when a newer fr
 node keeps only the newest frame while busy) or nothing came within ``drain_s`` after the last frame. The node's
 own counters (frames received / processed / dropped, its stamp→publish latency) come from ``/diagnostics``, taken
 once they have settled (two successive reports alike), not after a fixed wait.
+
+With ``camera_height`` the node runs ``scale_mode: camera_height``: a frame's depth and points come on ``depth`` /
+``points`` (metres) once the node has a scale, else on ``depth/relative`` / ``points/relative``. The node publishes
+the factor of each metric frame on ``depth/scale`` (std_msgs/Float32, no header) just before that frame's depth, so
+the n-th ``depth/scale`` message is the factor of the n-th metric ``depth`` message: both are reliable topics of one
+node, delivered in order. A metric frame is scored once its factor has arrived (its depth taken back to model units,
+as offline); one whose factor never arrives is counted in ``scale_unpaired`` and not scored. The node does not
+publish its per-frame estimates (only the latest, in ``/diagnostics``), so live reports have none.
 """
 from __future__ import annotations
 
@@ -25,11 +33,13 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 from ..ros.sync import stamp_ns
+from .evaluate import FrameScale
 from .frames import ReplayFrame
 from .recorder import FrameRecorder
 
 # outputs a frame needs to be scored (delivered); the others (colour views, points) only make it complete
 REQUIRED = ("depth", "semantic")
+SCALE_TOPIC = "depth/scale"  # the node's factor of each metric frame (scale_mode camera_height)
 # the node's counters that stop changing once it has handled every frame it got
 _COUNTERS = ("frames_received", "frames_processed", "frames_dropped", "frames_idle")
 
@@ -53,7 +63,8 @@ def scoped_environ(changes: Mapping[str, str]) -> Iterator[None]:
 class LiveSettings:
     """model: checkpoint path; rate: multiple of the bag's pace (> 0); use_sim_time: publish /clock and run the node
     on it; namespace: the node's; node_params: extra node parameters (override the defaults below);
-    drain_s: how long to wait for outputs after the last frame."""
+    drain_s: how long to wait for outputs after the last frame; camera_height: metres, runs the node with
+    ``scale_mode: camera_height`` (the scale measured from the road plane) instead of the fixed/relative scale."""
 
     model: str
     rate: float = 1.0
@@ -65,13 +76,17 @@ class LiveSettings:
     node_params: dict = field(default_factory=dict)
     drain_s: float = 10.0
     startup_timeout_s: float = 300.0
+    camera_height: float | None = None
 
     def params(self) -> dict:
         """The node's parameters for a replay (scores need depth and labels at the camera's size)."""
+        mode = "camera_height" if self.camera_height else "fixed" if self.metric else "relative"
         params = {"model_path": self.model, "device": self.device, "output_resolution": "input",
-                  "scale_mode": "fixed" if self.metric else "relative", "scale_factor": self.scale_factor or 0.0,
+                  "scale_mode": mode, "scale_factor": 0.0 if self.camera_height else self.scale_factor or 0.0,
                   "input_qos_reliability": "reliable", "output_qos_depth": 10, "log_period_sec": 0.0,
                   "diagnostics_period_sec": 0.5, "use_sim_time": self.use_sim_time}
+        if self.camera_height:
+            params["camera_height"] = float(self.camera_height)
         params.update(self.node_params)
         return params
 
@@ -81,20 +96,31 @@ class _Pending:
     frame: ReplayFrame
     sent_ns: int
     outputs: dict = field(default_factory=dict)  # key → (arrival ns, message)
+    metric: bool = True  # the depth came on its metric topic (not ``depth/relative``)
 
 
 class LiveReplay:
     """Start the node, play frames, collect outputs: ``with LiveReplay(settings, output_keys, …) as live:``.
 
     ``domain_id`` / ``domain_source`` ("ROS_DOMAIN_ID": the caller's; "free": picked) are set on entering.
+    ``relative_topics``: key → the topic an output takes while the node has no metric scale yet (scale_mode
+    camera_height: ``depth/relative``, ``points/relative``); a frame's output counts on either of its key's topics.
     """
 
     def __init__(self, settings: LiveSettings, output_topics: dict[str, str], image_topic: str,
-                 info_topic: str | None, compressed: bool):
+                 info_topic: str | None, compressed: bool, relative_topics: dict[str, str] | None = None):
         if not settings.rate > 0:
             raise ValueError(f"rate must be > 0, got {settings.rate}")
         self.settings = settings
         self.output_topics = output_topics  # key → topic relative to the namespace
+        self.relative_topics = dict(relative_topics or {})
+        # every subscribed topic → (key, metric): an output arrives on one of its key's topics
+        self._topic_keys = {topic: (key, True) for key, topic in output_topics.items()}
+        self._topic_keys.update({topic: (key, False) for key, topic in self.relative_topics.items()})
+        self._measured = bool(settings.camera_height)
+        self._scale_values: list[float] = []  # depth/scale messages, in arrival order
+        self._metric_depth: list[int] = []  # stamps of the metric depth messages, in arrival order
+        self._scale_sub = None
         self.image_topic, self.info_topic, self.compressed = image_topic, info_topic, compressed
         self.node = self.probe = None
         self.node_output = ""
@@ -137,18 +163,26 @@ class LiveReplay:
             rclpy.init(context=self._context, domain_id=self.domain_id,
                        signal_handler_options=SignalHandlerOptions.NO)  # the caller's signal handling stays
             self._executor = SingleThreadedExecutor(context=self._context)
-            self.probe = Probe(list(self.output_topics.values()), name="sgdepth_replay",
+            self.probe = Probe(list(self._topic_keys), name="sgdepth_replay",
                                namespace=self.settings.namespace, compressed=self.compressed,
                                image_topic=self.image_topic, info_topic=self.info_topic or "camera_info",
                                context=self._context)
         self._executor.add_node(self.probe)
+        if self._measured:
+            from rclpy.qos import QoSProfile
+            from std_msgs.msg import Float32
+
+            self._scale_sub = self.probe.create_subscription(
+                Float32, SCALE_TOPIC, lambda msg: self._scale_values.append(float(msg.data)), QoSProfile(depth=50))
         if self.settings.use_sim_time:
             from rclpy.qos import QoSProfile
             from rosgraph_msgs.msg import Clock
 
             self._clock_pub = self.probe.create_publisher(Clock, "/clock", QoSProfile(depth=10))
         self.node.wait_for_output("active:", timeout=self.settings.startup_timeout_s)
-        if not self.probe.wait_for_subscribers(60):
+        if not self.probe.wait_for_subscribers(60) or (
+                self._scale_sub is not None
+                and not self.probe.spin_until(lambda: self._scale_sub.get_publisher_count() > 0, 60)):
             raise RuntimeError("the node's topics did not match within 60 s:\n" + self.node.output)
 
     def __exit__(self, *exc) -> None:
@@ -181,7 +215,7 @@ class LiveReplay:
         probe = self.probe
         image_type = CompressedImage if self.compressed else Image
         pending: dict[int, _Pending] = {}
-        self._stats = {"sent": 0, "delivered": 0, "dropped": 0, "incomplete": 0}
+        self._stats = {"sent": 0, "delivered": 0, "dropped": 0, "incomplete": 0, "scale_unpaired": 0}
         self._latency, self._depth_latency = [], []
         self._last_delivery: float | None = None
         start_wall = time.monotonic()
@@ -249,14 +283,20 @@ class LiveReplay:
 
     def _collect(self, pending: dict, recorder: FrameRecorder) -> None:
         """Move arrived outputs to their frames; finish complete frames; drop frames a newer one overtook."""
-        for key, topic in self.output_topics.items():
+        for topic, (key, metric) in self._topic_keys.items():
             arrived = self.probe.messages[topic]
             for arrival_ns, msg in arrived:
-                entry = pending.get(stamp_ns(msg.header))
+                stamp = stamp_ns(msg.header)
+                if self._measured and key == "depth" and metric:
+                    self._metric_depth.append(stamp)
+                entry = pending.get(stamp)
                 if entry is not None:
                     entry.outputs[key] = (arrival_ns, msg)
+                    if key == "depth":
+                        entry.metric = metric
             arrived.clear()
-        finished = [stamp for stamp, entry in pending.items() if len(entry.outputs) == len(self.output_topics)]
+        finished = [stamp for stamp, entry in pending.items()
+                    if len(entry.outputs) == len(self.output_topics) and self._frame_scale(entry) is not False]
         for stamp in sorted(finished):
             self._finish(pending.pop(stamp), recorder)
         if finished:  # the node works newest-first: an older frame still waiting now will never come
@@ -264,18 +304,38 @@ class LiveReplay:
             for stamp in sorted(s for s in pending if s < newest):
                 self._finish(pending.pop(stamp), recorder)
 
+    def _frame_scale(self, entry: _Pending) -> FrameScale | None | bool:
+        """The frame's camera-height scale: None when the node does not measure one; False while a metric frame's
+        factor has not arrived (see the module docstring)."""
+        if not self._measured:
+            return None
+        if "depth" not in entry.outputs or not entry.metric:
+            return FrameScale(None, None, None)
+        stamp = stamp_ns(entry.outputs["depth"][1].header)
+        index = next((i for i in range(len(self._metric_depth) - 1, -1, -1) if self._metric_depth[i] == stamp), None)
+        if index is None or index >= len(self._scale_values):
+            return False
+        factor = self._scale_values[index]
+        return FrameScale(factor, None, factor)
+
     def _finish(self, entry: _Pending, recorder: FrameRecorder) -> None:
         """Score a frame whose depth and labels arrived (``delivered``; ``incomplete`` too when another output is
-        missing); a frame without them is ``dropped``."""
+        missing); a frame without them is ``dropped``, a metric one whose factor never arrived too
+        (``scale_unpaired``)."""
         if not all(key in entry.outputs for key in REQUIRED):
             self._stats["dropped"] += 1
+            return
+        scale = self._frame_scale(entry)
+        if scale is False:
+            self._stats["dropped"] += 1
+            self._stats["scale_unpaired"] += 1
             return
         if len(entry.outputs) < len(self.output_topics):
             self._stats["incomplete"] += 1
         latency = (max(t for t, _ in entry.outputs.values()) - entry.sent_ns) / 1e6
         self._latency.append(latency)
         self._depth_latency.append((entry.outputs["depth"][0] - entry.sent_ns) / 1e6)
-        recorder.add(entry.frame, {key: msg for key, (_, msg) in entry.outputs.items()}, latency)
+        recorder.add(entry.frame, {key: msg for key, (_, msg) in entry.outputs.items()}, latency, scale)
         self._stats["delivered"] += 1
         self._last_delivery = time.monotonic()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ..bag import BagWriter
 from ..ros.image_codec import scalar_message_to_array
 from ..ros.sync import stamp_ns
-from .evaluate import ReplayEvaluator
+from .evaluate import FrameScale, ReplayEvaluator
 from .frames import ReplayFrame
 from .preview import PreviewFrame
 
@@ -26,11 +26,15 @@ class FrameRecorder:
         evaluator: accumulates accuracy. topics: node key → full output topic name and its message type
             (``{"depth": ("/sgdepth/depth", "sensor_msgs/msg/Image"), …}``).
         bag: an open BagWriter for the output bag, or None. preview_indices: frame indices to keep for the preview.
+        relative_topics: where a frame's outputs go when its depth is not metric (scale_mode camera_height before
+            the first scale: ``depth/relative``, ``points/relative``); keys missing here use ``topics``.
     """
 
     def __init__(self, evaluator: ReplayEvaluator, topics: dict[str, tuple[str, str]], bag: BagWriter | None,
-                 preview_indices: set[int] = frozenset(), input_topics: dict[str, str] | None = None):
+                 preview_indices: set[int] = frozenset(), input_topics: dict[str, str] | None = None,
+                 relative_topics: dict[str, tuple[str, str]] | None = None):
         self.evaluator, self.topics, self.bag = evaluator, topics, bag
+        self.relative_topics = relative_topics or {}
         self.preview_indices = set(preview_indices)
         self.input_topics = input_topics or {}
         self.previews: list[PreviewFrame] = []
@@ -52,8 +56,11 @@ class FrameRecorder:
                 self._written.add((topic, stamp))
                 self.bag.write_raw(topic, stamp, msgtype, raw)
 
-    def add(self, frame: ReplayFrame, outputs: dict, latency_ms: float | None = None) -> dict:
-        """One delivered frame. ``outputs``: node key → rclpy message (at least depth and semantic for scores)."""
+    def add(self, frame: ReplayFrame, outputs: dict, latency_ms: float | None = None,
+            scale: FrameScale | None = None) -> dict:
+        """One delivered frame. ``outputs``: node key → rclpy message (at least depth and semantic for scores).
+        ``scale``: the frame's camera-height scale (scale_mode camera_height); its depth is metric when
+        ``scale.applied`` is set, else it goes to the ``relative_topics``."""
         from rclpy.serialization import serialize_message
 
         self.delivered += 1
@@ -64,14 +71,15 @@ class FrameRecorder:
         record = {"index": frame.index, "stamp_ns": frame.stamp_ns}
         if latency_ms is not None:
             record["latency_ms"] = latency_ms
-        record.update(self.evaluator.add(frame.depth_gt, depth, frame.labels_gt, labels, frame.gt_source))
+        record.update(self.evaluator.add(frame.depth_gt, depth, frame.labels_gt, labels, frame.gt_source, scale))
         self.per_frame.append(record)
         if frame.index in self.preview_indices:
             self.previews.append(PreviewFrame(frame.stamp_ns, frame.rgb, depth, frame.depth_gt, labels,
                                               frame.labels_gt))
         if self.bag is not None:
+            relative = scale is not None and scale.applied is None
             for key, msg in outputs.items():
                 if key in self.topics:
-                    topic, msgtype = self.topics[key]
+                    topic, msgtype = self.relative_topics.get(key, self.topics[key]) if relative else self.topics[key]
                     self.bag.write_raw(topic, stamp_ns(msg.header), msgtype, serialize_message(msg))
         return record

@@ -4,7 +4,9 @@
 
 * ``<stem>.json``: the summary (NaN/inf as ``null``, so it is strict JSON), latency samples included;
 * ``<stem>.md``: the human-readable report (:func:`format_markdown`);
-* ``error_vs_distance.png``, ``latency.png``, ``per_class_iou.png``: plots, each only when its data exist;
+* ``error_vs_distance.png``, ``latency.png``, ``per_class_iou.png``, ``camera_height_scale.png`` (per-frame scale
+  estimate, filtered scale and the ground truth's scale, scale_mode camera_height): plots, each only when its data
+  exist;
 * ``preview.png``: one row per preview frame (:mod:`.preview`).
 
 matplotlib is optional: it is imported only while plotting (through the object API with the Agg canvas, so no
@@ -26,11 +28,13 @@ from ..labels import CLASS_NAMES
 from .preview import PANEL_HEIGHT, PREVIEW_NAME, TITLE_BAND, PreviewFrame, render_preview
 
 __all__ = ["PreviewFrame", "write_report", "format_markdown", "render_preview", "to_jsonable",
-           "PANEL_HEIGHT", "TITLE_BAND", "PLOT_NAMES", "PREVIEW_NAME"]
+           "PANEL_HEIGHT", "TITLE_BAND", "PLOT_NAMES", "SCALE_PLOT_NAME", "PREVIEW_NAME"]
 
 log = logging.getLogger(__name__)
 
 PLOT_NAMES = {"distance": "error_vs_distance.png", "latency": "latency.png", "iou": "per_class_iou.png"}
+SCALE_PLOT_NAME = "camera_height_scale.png"  # only with scale_mode camera_height
+_ALL_PLOTS = {**PLOT_NAMES, "scale": SCALE_PLOT_NAME}
 _DPI = 100
 _DASH = "–"
 _METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -145,13 +149,15 @@ def _frames_section(frames: dict) -> list[str]:
              ["evaluated (segmentation)", _count(frames.get("evaluated_semantic"))],
              ["without ground truth", _count(frames.get("without_ground_truth"))],
              ["unreadable", _count(frames.get("unreadable"))]]
+    if frames.get("scale_unpaired") is not None:  # live, scale_mode camera_height
+        rows.append(["metric, its depth/scale factor never arrived (not scored)", _count(frames["scale_unpaired"])])
     summary_line = (f"Sent {_count(sent)}, delivered {_count(frames.get('delivered'))}, {_dropped_line(frames)} "
                     "(sent without an output).")
     return ["## Frames", "", summary_line, "",
             *_table(["frames", "count"], rows), ""]
 
 
-def _depth_section(depth: dict | None, outputs: dict, base: Path | None) -> list[str]:
+def _depth_section(depth: dict | None, outputs: dict, base: Path | None, height: dict | None = None) -> list[str]:
     out = ["## Depth", ""]
     if not depth:
         return out + ["no depth ground truth in the bag", ""]
@@ -175,6 +181,9 @@ def _depth_section(depth: dict | None, outputs: dict, base: Path | None) -> list
         scale = _num(fixed.get("scale"))
         title = f"fixed scale ×{scale:.4g}" if scale is not None else "fixed scale"
         rows.append([title] + [_fmt(fixed["metrics"].get(k)) for k in _METRIC_KEYS])
+    if height and height.get("metrics"):
+        title = f"camera height {_fmt(height.get('height_m'), 2)} m ({_count(height.get('frames_scored'))} frames)"
+        rows.append([title] + [_fmt(height["metrics"].get(k)) for k in _METRIC_KEYS])
     if rows:
         out += _table(["scaling", *_METRIC_TITLES], rows) + [""]
     ratio = median.get("ratio")
@@ -191,6 +200,44 @@ def _depth_section(depth: dict | None, outputs: dict, base: Path | None) -> list
     link = _plot_link(outputs, PLOT_NAMES["distance"], base)
     if link:
         out += [f"![error vs distance]({link})", ""]
+    return out
+
+
+def _pct_cell(value: Any) -> str:
+    f = _num(value)
+    return _DASH if f is None else f"{100 * f:.2f} %"
+
+
+def _camera_height_section(height: dict | None, outputs: dict, base: Path | None) -> list[str]:
+    """The scale measured from the camera height: where the height came from, errors, jitter (camera_height)."""
+    if not height:
+        return []
+    out = ["## Scale from the camera height", "",
+           f"Camera height {_fmt(height.get('height_m'), 3)} m from {height.get('height_source') or _DASH}. "
+           f"{_count(height.get('frames'))} frames: {_count(height.get('frames_with_estimate'))} with an own "
+           f"estimate (enough road), {_count(height.get('frames_with_scale'))} with a filtered scale (the others "
+           f"stay relative), {_count(height.get('frames_with_ground_truth'))} with depth ground truth.", ""]
+    rows = []
+    for key, title in (("scale_error", "filtered scale"), ("estimate_error", "per-frame estimate")):
+        e = height.get(key) or {}
+        rows.append([title, _count(e.get("count")), _pct_cell(e.get("median_abs")), _pct_cell(e.get("p95_abs")),
+                     _pct_cell(e.get("max_abs")), _pct_cell(e.get("median"))])
+    out += ["Error against the ground truth's scale (median of ground truth / prediction in model units over the "
+            "evaluated pixels, per frame):", ""]
+    out += _table(["scale", "frames", "median |error|", "p95 |error|", "max |error|", "median (signed)"], rows) + [""]
+    filtered = height.get("filtered_scale") or {}
+    out += [f"Filtered scale: mean {_fmt(filtered.get('mean'), 4)} m/unit (min {_fmt(filtered.get('min'), 4)}, max "
+            f"{_fmt(filtered.get('max'), 4)}), jitter (std / mean) {_pct_cell(height.get('jitter'))}; the ground "
+            f"truth's scale: median {_fmt(height.get('gt_scale_median'), 4)} m/unit.", ""]
+    median = height.get("median_same_frames") or {}
+    metrics = height.get("metrics") or {}
+    if metrics and median:
+        out += [f"AbsRel on the {_count(height.get('frames_scored'))} frames with a scale: "
+                f"{_fmt(metrics.get('abs_rel'))} with the camera-height scale, {_fmt(median.get('abs_rel'))} with "
+                f"per-image median scaling.", ""]
+    link = _plot_link(outputs, SCALE_PLOT_NAME, base)
+    if link:
+        out += [f"![camera-height scale per frame]({link})", ""]
     return out
 
 
@@ -265,7 +312,8 @@ def format_markdown(summary: dict) -> str:
         lines += _table(["setting", "value"], rows, ["---", "---"]) + [""]
 
     lines += _frames_section(summary.get("frames") or {})
-    lines += _depth_section(summary.get("depth"), outputs, base)
+    lines += _depth_section(summary.get("depth"), outputs, base, summary.get("camera_height"))
+    lines += _camera_height_section(summary.get("camera_height"), outputs, base)
     lines += _segmentation_section(summary.get("segmentation"), outputs, base)
     lines += _latency_section(summary, outputs, base)
 
@@ -363,6 +411,25 @@ def _plot_iou(seg: dict, path: Path) -> None:
     _save(fig, path)
 
 
+def _plot_scale(per_frame: list[dict], height: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    def series(key: str) -> np.ndarray:
+        return np.array([_num(r.get(key)) if _num(r.get(key)) is not None else np.nan for r in per_frame])
+
+    x = np.array([r.get("index", i) for i, r in enumerate(per_frame)])
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(x, series("scale_gt"), "k-", lw=1.5, label="ground truth (median gt / pred)")
+    ax.plot(x, series("scale_estimate"), ".", color="tab:orange", label="per-frame estimate")
+    ax.plot(x, series("scale_filtered"), "-", color="tab:blue", lw=1.5, label="filtered")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("metres per model unit")
+    ax.set_title(f"Scale from the camera height ({_fmt(height.get('height_m'), 2)} m)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def _write_plots(summary: dict, out_dir: Path, warnings: list[str]) -> list[str]:
     """The plots whose data exist; stale plots of an earlier run in ``out_dir`` are removed."""
     depth, seg, lat = summary.get("depth"), summary.get("segmentation"), summary.get("latency_ms")
@@ -374,7 +441,10 @@ def _write_plots(summary: dict, out_dir: Path, warnings: list[str]) -> list[str]
         jobs.append(("latency", lambda p: _plot_latency(lat, samples, p)))
     if seg and seg.get("iou"):
         jobs.append(("iou", lambda p: _plot_iou(seg, p)))
-    for key, name in PLOT_NAMES.items():
+    height, per_frame = summary.get("camera_height"), summary.get("per_frame") or []
+    if height and any("scale_estimate" in r for r in per_frame):
+        jobs.append(("scale", lambda p: _plot_scale(per_frame, height, p)))
+    for key, name in _ALL_PLOTS.items():
         if key not in dict(jobs):
             (out_dir / name).unlink(missing_ok=True)
     if not jobs:
@@ -385,11 +455,11 @@ def _write_plots(summary: dict, out_dir: Path, warnings: list[str]) -> list[str]
         warnings.append("matplotlib is not installed: plots skipped (pip install matplotlib)")
         log.warning(warnings[-1])
         for key, _ in jobs:
-            (out_dir / PLOT_NAMES[key]).unlink(missing_ok=True)
+            (out_dir / _ALL_PLOTS[key]).unlink(missing_ok=True)
         return []
     written = []
     for key, plot in jobs:
-        path = out_dir / PLOT_NAMES[key]
+        path = out_dir / _ALL_PLOTS[key]
         try:
             plot(path)
             written.append(str(path))

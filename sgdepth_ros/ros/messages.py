@@ -6,7 +6,7 @@ import json
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Header, String
+from std_msgs.msg import Float32, Header, String
 
 from ..labels import CLASSES, DYNAMIC_TRAIN_IDS, IGNORE_ID
 from .camera_model import CameraGeometry, check_geometry
@@ -14,6 +14,8 @@ from .image_codec import encode_image
 from .pointcloud import FIELDS, POINT_DTYPE
 
 LABELS_FORMAT = "sgdepth_ros/labels/v1"
+SCALE_TOPIC = "depth/scale"  # std_msgs/Float32: metres per model unit (scale_mode camera_height)
+MEASURED_OUTPUTS = ("depth", "points")  # outputs whose topic follows the frame's units (metres or relative)
 
 
 def array_to_image(array: np.ndarray, header: Header) -> Image:
@@ -58,6 +60,18 @@ def output_topics(metric: bool) -> dict[str, tuple[str, type]]:
             "points": ("points" if metric else "points/relative", PointCloud2)}
 
 
+def relative_topics() -> dict[str, tuple[str, type]]:
+    """The relative-unit topics of :data:`MEASURED_OUTPUTS` (``depth/relative``, ``points/relative``): a node whose
+    scale is measured per frame publishes each frame on the metric or the relative one."""
+    topics = output_topics(False)
+    return {key: topics[key] for key in MEASURED_OUTPUTS}
+
+
+def scale_message(factor: float) -> Float32:
+    """The current metres per model unit on :data:`SCALE_TOPIC`."""
+    return Float32(data=float(factor))
+
+
 def output_messages(outputs: dict, header: Header, camera_info: CameraInfo | None,
                     geometry: CameraGeometry | None, wanted: set[str]) -> dict:
     """Messages of one frame's rendered outputs (:func:`.outputs.render`), each with the input's ``header``.
@@ -89,8 +103,10 @@ def labels_message() -> String:
                                    "classes": classes}))
 
 
-def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, level: int, summary: str) -> DiagnosticArray:
-    """A NodeStats snapshot → DiagnosticArray with one status; numbers as strings (3 decimals)."""
+def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, level: int, summary: str,
+                        extra: dict[str, str] | None = None) -> DiagnosticArray:
+    """A NodeStats snapshot → DiagnosticArray with one status; numbers as strings (3 decimals); ``extra``: more
+    key → value strings, appended as they are (the scale's ``scale/…``)."""
     values = []
     for key, value in snapshot.items():
         if key == "errors":
@@ -98,6 +114,7 @@ def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, leve
         values.append(KeyValue(key=key, value=f"{value:.3f}" if isinstance(value, float) else str(value)))
     for kind, count in sorted(snapshot["errors"].items()):
         values.append(KeyValue(key=f"errors/{kind}", value=str(count)))
+    values.extend(KeyValue(key=key, value=value) for key, value in (extra or {}).items())
     status = DiagnosticStatus(level=bytes([level]), name=name, message=summary, hardware_id=hardware_id,
                               values=values)
     msg = DiagnosticArray(status=[status])

@@ -15,15 +15,17 @@ parameter errors are reported without loading it).
 Threads: the executor thread only validates stamps and hands the newest message to the worker
 (:class:`LatestSlot`); the worker decodes, runs the predictor and publishes, so a slow model
 drops frames (counted) instead of queueing stale ones.
+
+The camera's state and per-frame steps live in its :class:`~.camera_channel.CameraChannel`; this class keeps the
+parameters, lifecycle, publishers, subscriptions and timers. Output → task tables: :mod:`.output_tasks`; the
+change_state guard: :mod:`.lifecycle_guard`.
 """
 from __future__ import annotations
 
-import itertools
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -38,38 +40,24 @@ try:  # rclpy ≥ Iron
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
+from std_msgs.msg import Float32, String
 
 from . import messages
-from .camera_model import has_distortion, scale_geometry
-from .frame_slot import LatestSlot
-from .image_codec import InputError, decode_compressed, image_message_to_rgb
-from .outputs import RenderSettings, render, warm_up
+from .camera_channel import CameraChannel, Frame, render_settings
+from .lifecycle_guard import guard_change_state
+from .output_tasks import TOGGLES, reachable_task_sets
+from .outputs import warm_up
 from .params import PARAMS, validate, validate_together
-from .stats import NodeStats, RateLimitedLog, StampOrder, diagnostic_level, stamp_problem
-from .sync import CameraInfoPairing, stamp_ns
+from .scale_state import CameraHeight, CameraScaleState, height_source_problem
+from .stats import NodeStats, RateLimitedLog, diagnostic_level
 
 NODE_NAME = "sgdepth"
-_TOGGLES = {"depth": "publish_depth", "depth_info": "publish_depth", "depth_color": "publish_depth_color",
-            "semantic": "publish_semantic", "semantic_color": "publish_semantic_color",
-            "overlay": "publish_overlay", "points": "publish_points"}
-# network tasks each output needs (the point cloud carries a label field, so it needs both)
-_OUTPUT_TASKS = {"depth": ("depth",), "depth_info": ("depth",), "depth_color": ("depth",),
-                 "semantic": ("segmentation",), "semantic_color": ("segmentation",), "overlay": ("segmentation",),
-                 "points": ("depth", "segmentation")}
 _PARAM_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
                 float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
 
 
 class ParameterError(ValueError):
     """Start-up parameters that cannot be used (the message lists each with its valid range)."""
-
-
-@dataclass
-class _Frame:
-    msg: object
-    stamp_ns: int
-    stamped: bool = True  # False: a zero header stamp (served, but no latency sample)
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -85,18 +73,19 @@ class SGDepthNode(LifecycleNode):
         self.predictor = None
         self.stats = NodeStats()
         self._report = RateLimitedLog(self.get_logger().warning)
-        self._stamps = StampOrder()
-        self._camera_infos = CameraInfoPairing()
-        self._distortion_warned = False
-        self._slot = LatestSlot()
+        logger = self.get_logger()
+        self._channel = CameraChannel(self._param, self._reject, logger.info, logger.warning,
+                                      lambda: self._info_sub.get_publisher_count())
         self._worker: threading.Thread | None = None
-        self._pubs: dict = {}  # output key → publisher
+        self._pubs: dict = {}  # output key → publisher (depth, points: the metric topic when the scale is measured)
+        self._relative_pubs: dict = {}  # scale_mode camera_height: depth, points → their relative topics
+        self._tf = None  # scale_mode camera_height with ground_frame: the TfListener
         self._other_pubs: list = []  # labels metadata, diagnostics
         self._subs: list = []
         self._timers: list = []
         self._info_sub = None
         self._last_diag: dict | None = None
-        self._guard_change_state()
+        guard_change_state(self, self._report, self.get_logger().error)
 
     # ---- parameters -------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
@@ -143,41 +132,6 @@ class SGDepthNode(LifecycleNode):
         return bool(self._param("autostart"))
 
     # ---- lifecycle ---------------------------------------------------------------------------
-    def _guard_change_state(self) -> None:
-        """Answer success=false to a ``~/change_state`` request that is not valid in the current state.
-
-        rclpy 7.1 (Jazzy) checks a transition given by label but not one given by id: an id that is not
-        valid in the current state (activate while active, 99) raises out of its service callback, ends
-        ``rclpy.spin`` and the process (ros2/rclpy#1209, fixed in later rclpy). The request is checked
-        against the current state's transitions first; anything else the callback raises is logged and
-        answered success=false too. Without that service (another rclpy layout) nothing is wrapped.
-        """
-        service = getattr(self, "_service_change_state", None)
-        machine = getattr(self, "_state_machine", None)
-        if service is None or machine is None:
-            return
-        delegate = service.callback
-
-        def change_state(request, response):
-            transition = request.transition
-            try:
-                if not transition.label:
-                    valid = {t[0]: t[1] for t in machine.available_transitions}
-                    if transition.id not in valid:
-                        self._report("bad_transition", f"change_state: transition id {transition.id} is not valid "
-                                     f"in state '{machine.current_state[1]}' (valid: "
-                                     f"{', '.join(f'{i} {label}' for i, label in sorted(valid.items()))}); refused")
-                        response.success = False
-                        return response
-                return delegate(request, response)
-            except Exception as error:  # never let a service request end the node
-                self.get_logger().error(f"change_state {transition.id} '{transition.label}' failed: "
-                                        f"{type(error).__name__}: {error}")
-                response.success = False
-                return response
-
-        service.callback = change_state
-
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         from ..predictor import Predictor  # torch is imported here, not at node start
 
@@ -188,10 +142,16 @@ class SGDepthNode(LifecycleNode):
                                     "(.safetensors of sgdepth_ros or a released SGDepth model.pth)")
             return TransitionCallbackReturn.FAILURE
         size = (p["input_width"], p["input_height"]) if p["input_width"] and p["input_height"] else None
-        try:  # the scale follows the one rule of sgdepth_ros.scale (scale_mode auto/fixed/relative)
+        measured = p["scale_mode"] == "camera_height"
+        if measured and not self._configure_scale(p):
+            return TransitionCallbackReturn.FAILURE
+        # the scale follows the one rule of sgdepth_ros.scale (auto/fixed/relative); camera_height: the predictor
+        # gives model units and the node scales each frame after pairing its CameraInfo (CameraScaleState)
+        try:
             predictor = Predictor(path, device=p["device"], precision=p["precision"], input_size=size,
-                                  backend=p["backend"], scale_mode=p["scale_mode"],
-                                  scale_factor=p["scale_factor"] or None, threads=p["cpu_threads"] or None)
+                                  backend=p["backend"], scale_mode="relative" if measured else p["scale_mode"],
+                                  scale_factor=p["scale_factor"] or None, threads=p["cpu_threads"] or None,
+                                  ego_motion=p["publish_odometry"])
         except Exception as error:  # CheckpointError, BackendError, OSError, …: one line, no traceback
             self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -199,10 +159,14 @@ class SGDepthNode(LifecycleNode):
             self.get_logger().warning("no CUDA device: running on the CPU (slow); set device to silence this")
         if not predictor.trained:
             self.get_logger().warning("the checkpoint holds UNTRAINED weights: outputs are not depth or labels")
+        if p["publish_odometry"] and not (predictor.is_metric or measured):
+            self.get_logger().warning("publish_odometry: depth is relative (no scale), so no odometry is published; "
+                                      "set scale_mode fixed/camera_height (odometry is never in model units)")
         # every task set the switched-on outputs can ask for (all outputs off: the default set)
-        task_sets = reachable_task_sets({key for key, toggle in _TOGGLES.items() if p[toggle]}) or [None]
+        task_sets = reachable_task_sets({key for key, toggle in TOGGLES.items() if p[toggle]},
+                                        self._channel.scale_tasks()) or [None]
         try:
-            warmup_ms = warm_up(predictor, p["output_resolution"], self._render_settings(), task_sets)
+            warmup_ms = warm_up(predictor, p["output_resolution"], render_settings(self._param), task_sets)
         except Exception as error:  # a backend that cannot run at all: fail configure, not the first frame
             self.get_logger().error(f"configure failed: warm-up prediction: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -210,20 +174,57 @@ class SGDepthNode(LifecycleNode):
         sets = "; ".join("+".join(tasks) if tasks else "default" for tasks in task_sets)
         self.get_logger().info(f"model ready: {predictor.describe()}; warm-up ({len(task_sets)} prediction(s) at "
                                f"{predictor.input_size[0]}x{predictor.input_size[1]}: {sets}) {warmup_ms:.0f} ms")
+        if self._channel.scale is not None:  # the predictor's "relative" above: the node scales each frame itself
+            self.get_logger().info(f"scale (applied per frame by the node): {self._channel.scale.describe()}")
         self.predictor = predictor
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_scale(self, p: dict) -> bool:
+        """scale_mode camera_height: the camera's scale state and its height source (TF only with tf2_ros); False
+        (logged in one line) when there is no usable source."""
+        from .tf_source import TfListener, tf2_available
+
+        tf_ok = bool(p["ground_frame"]) and tf2_available()
+        problem = height_source_problem(p["camera_height"], p["ground_frame"], tf_ok)
+        if problem:
+            self.get_logger().error(f"configure failed: {problem}")
+            return False
+        if p["ground_frame"] and not tf_ok:
+            self.get_logger().warning(f"ground_frame '{p['ground_frame']}' is set but tf2_ros cannot be imported (no "
+                                      f"system ROS 2 tf2): the camera height is camera_height {p['camera_height']:g} m")
+        self._stop_tf()
+        self._tf = TfListener.start(self) if tf_ok else None
+        heights = CameraHeight(p["camera_height"], p["ground_frame"] if tf_ok else "",
+                               self._tf.buffer if self._tf else None, self._tf.latest if self._tf else None)
+        self._channel.scale = CameraScaleState(heights, p["scale_window"], p["scale_min_samples"])
+        return True
+
+    def _stop_tf(self) -> None:
+        if self._tf is not None:
+            self._tf.stop()
+            self._tf = None
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._values()
-        metric = self.predictor.is_metric
+        metric = self.predictor.is_metric or self._channel.scale is not None
         out_qos = _qos(p["output_qos_reliability"], p["output_qos_depth"])
         self._pubs = {key: self.create_publisher(kind, topic, out_qos)
                       for key, (topic, kind) in messages.output_topics(metric).items()}
+        if self._channel.scale is not None:  # each frame goes to the metric or the relative topic, by its own scale
+            self._relative_pubs = {key: self.create_publisher(kind, topic, out_qos)
+                                   for key, (topic, kind) in messages.relative_topics().items()}
+            self._pubs["scale"] = self.create_publisher(Float32, messages.SCALE_TOPIC, out_qos)
+            self._channel.scale.reset()
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         labels_pub = self.create_publisher(String, "semantic/labels", latched)
         labels_pub.publish(messages.labels_message())
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._channel.ego = None
+        if p["publish_odometry"]:  # nav_msgs is imported only when asked for
+            from .odometry import Odometry
+            self._pubs["odometry"] = self.create_publisher(Odometry, "odometry", out_qos)
+            self._channel.ego = self.predictor.ego_motion_tracker()
         self._other_pubs = [labels_pub, self._diag_pub]
         in_qos = _qos(p["input_qos_reliability"], p["input_qos_depth"])
         if p["input_transport"] == "compressed":
@@ -240,11 +241,12 @@ class SGDepthNode(LifecycleNode):
         self._timers = [self.create_timer(p["diagnostics_period_sec"], self._publish_diagnostics)]
         if p["log_period_sec"] > 0:
             self._timers.append(self.create_timer(p["log_period_sec"], self._log_status))
-        self._stamps.reset()
-        self._slot.reopen()
+        self._channel.stamps.reset()
+        self._channel.slot.reopen()
         self._worker = threading.Thread(target=self._work, name="sgdepth-inference", daemon=True)
         self._worker.start()
-        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(p.topic_name for p in self._pubs.values())}")
+        topics = [pub.topic_name for pub in [*self._pubs.values(), *self._relative_pubs.values()]]
+        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(topics)}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -253,16 +255,20 @@ class SGDepthNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.predictor = None
+        self._stop_tf()
+        self._channel.scale = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_io()
         self.predictor = None
+        self._stop_tf()
+        self._channel.scale = None
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_io(self) -> None:
         """Stop the worker (after its current frame) and remove what activate created."""
-        self._slot.close()
+        self._channel.slot.close()
         if self._worker is not None:
             self._worker.join(timeout=30)
             self._worker = None
@@ -270,66 +276,42 @@ class SGDepthNode(LifecycleNode):
             self.destroy_timer(timer)
         for sub in self._subs:
             self.destroy_subscription(sub)
-        for pub in [*self._pubs.values(), *self._other_pubs]:
+        for pub in [*self._pubs.values(), *self._relative_pubs.values(), *self._other_pubs]:
             self.destroy_publisher(pub)
         self._timers, self._subs, self._pubs, self._other_pubs, self._info_sub = [], [], {}, [], None
-        self._camera_infos.clear()
+        self._relative_pubs = {}
+        self._channel.camera_infos.clear()
 
     # ---- executor thread: cheap checks only ----------------------------------------------------
     def _on_image(self, msg) -> None:
         self.stats.received()
-        sec, nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
-        problem = stamp_problem(sec, nanosec)
-        if problem == "bad_stamp":
-            self._reject(problem, f"image stamp sec={sec} nanosec={nanosec} is malformed (need sec ≥ 0 and "
-                         "nanosec < 1e9); frame skipped")
+        frame = self._channel.admit(msg)
+        if frame is None:
             return
-        stamp = stamp_ns(msg.header)
-        if problem == "zero_stamp":  # served (tf reads stamp 0 as 'latest'), counted, no order check or latency
-            self._reject(problem, "image stamp is 0: the driver does not stamp its frames; outputs carry stamp 0 "
-                         "and no latency is measured")
-        else:
-            kind = self._stamps.check(stamp)
-            if kind:
-                self._reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
-                return
         if not self._wanted():
             self.stats.idle()
             return
-        if self._slot.put(_Frame(msg, stamp, stamped=problem is None)) is not None:
+        if self._channel.slot.put(frame) is not None:
             self.stats.dropped()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        sec, nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
-        if stamp_problem(sec, nanosec) == "bad_stamp":  # no pairing key: counted here, never again as unmatched
-            self._reject("bad_stamp", f"camera_info stamp sec={sec} nanosec={nanosec} is malformed; discarded")
-            return
-        try:
-            geometry = messages.camera_info_geometry(msg)
-        except InputError as error:
-            self._reject(error.kind, f"camera_info discarded: {error}")
-            self._camera_infos.add_rejected(stamp_ns(msg.header))  # its image pairs with it, uncounted
-            return
-        if has_distortion(msg.d) and not self._distortion_warned:
-            self._distortion_warned = True
-            self.get_logger().warning(
-                f"camera_info has non-zero distortion D={list(msg.d)}: sgdepth never undistorts and projects "
-                "with P, so subscribe it to the rectified image (image_rect); warned once")
-        self._camera_infos.add(stamp_ns(msg.header), geometry.width, geometry.height, (msg, geometry))
+        self._channel.add_camera_info(msg)
 
     def _reject(self, kind: str, message: str) -> None:
         self.stats.error(kind)
         self._report(kind, message)
 
     def _wanted(self) -> set[str]:
-        """Outputs that are switched on and have at least one subscriber."""
+        """Outputs that are switched on and have at least one subscriber (on either of their topics, for depth and
+        points while the scale is measured)."""
         return {key for key, pub in self._pubs.items()
-                if self._param(_TOGGLES[key]) and pub.get_subscription_count() > 0}
+                if self._param(TOGGLES[key]) and (pub.get_subscription_count() > 0 or (
+                    key in self._relative_pubs and self._relative_pubs[key].get_subscription_count() > 0))}
 
     # ---- worker thread ---------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            frame = self._slot.take()
+            frame = self._channel.slot.take()
             if frame is None:
                 return  # slot closed: deactivating
             try:
@@ -337,50 +319,22 @@ class SGDepthNode(LifecycleNode):
             except Exception as error:  # never let one frame end the worker
                 self._reject("internal_error", f"{type(error).__name__}: {error}")
 
-    def _process(self, frame: _Frame) -> None:
+    def _process(self, frame: Frame) -> None:
         started = time.perf_counter()
         wanted = self._wanted()
         if not wanted:
             self.stats.idle()
             return
-        max_pixels = self._param("max_image_pixels")
-        try:
-            if isinstance(frame.msg, CompressedImage):
-                rgb = decode_compressed(frame.msg.data, max_pixels, frame.msg.format)
-            else:
-                rgb = image_message_to_rgb(frame.msg, max_pixels)
-        except InputError as error:
-            self._reject(error.kind, f"image discarded: {error}")
+        out = self._channel.process(frame, wanted, self.predictor)
+        if out is None:
             return
-        try:
-            prediction = self.predictor.predict(rgb, output_resolution=self._param("output_resolution"),
-                                                tasks=tasks_for_outputs(wanted))
-        except Exception as error:
-            self._reject("inference_error", f"{type(error).__name__}: {error}")
-            return
-        # paired after inference: a CameraInfo sent with the image has had the inference time to arrive
-        camera = self._camera_for(frame, rgb.shape[1], rgb.shape[0]) if wanted & {"depth_info", "points"} else None
-        height, width = (prediction.depth if prediction.depth is not None else prediction.labels).shape
-        geometry = scale_geometry(camera[1], width, height) if camera else None
-        outputs = render(prediction, wanted, self._render_settings(), geometry)
-        for key, msg in messages.output_messages(outputs, frame.msg.header, camera[0] if camera else None,
-                                                 geometry, wanted).items():
-            self._pubs[key].publish(msg)
+        for key, msg in out.messages:
+            if key == "scale" and key not in self._pubs:
+                continue
+            relative = key in self._relative_pubs and not out.metric
+            (self._relative_pubs if relative else self._pubs)[key].publish(msg)
         latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6 if frame.stamped else None
-        self.stats.processed(latency_ms, prediction.timings, (time.perf_counter() - started) * 1e3)
-
-    def _render_settings(self) -> RenderSettings:
-        return RenderSettings(**{name: self._param(name) for name in RenderSettings.__dataclass_fields__})
-
-    def _camera_for(self, frame: _Frame, width: int, height: int):
-        """The (CameraInfo, geometry) paired with this frame's stamp and size, or None."""
-        publishers = self._info_sub.get_publisher_count() > 0
-        result = self._camera_infos.pair(  # the rule lives in sync.CameraInfoPairing (replay uses it too)
-            frame.stamp_ns, width, height, int(self._param("camera_info_tolerance_sec") * 1e9),
-            self._param("camera_info_fallback_latest"), self._param("camera_info_wait_sec") if publishers else 0.0)
-        if result.how == "camera_info_size" or (result.how == "camera_info_unmatched" and publishers):
-            self._reject(result.how, f"{result.reason}; depth/camera_info and points skipped for this frame")
-        return result.item
+        self.stats.processed(latency_ms, out.timings, (time.perf_counter() - started) * 1e3)
 
     # ---- diagnostics -----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -388,8 +342,12 @@ class SGDepthNode(LifecycleNode):
         previous, self._last_diag = self._last_diag, snap
         level, summary = diagnostic_level(snap, previous, self._param("warn_input_output_ratio"))
         device = str(self.predictor.device) if self.predictor is not None else "unconfigured"
+        extra = self._channel.scale.diagnostics() if self._channel.scale is not None else None
+        if extra is not None and extra["scale/metric"] == "false":
+            summary += f"; depth relative (no camera-height scale yet: {extra.get('scale/relative_because', '')})"
         self._diag_pub.publish(messages.diagnostics_message(
-            snap, self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: sgdepth inference", device, level, summary))
+            snap, self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: sgdepth inference", device,
+            level, summary, extra))
 
     def _log_status(self) -> None:
         s = self.stats.snapshot()
@@ -400,20 +358,7 @@ class SGDepthNode(LifecycleNode):
         idle = f", idle {s['frames_idle']} (no subscriber)" if s["frames_idle"] else ""
         self.get_logger().info(
             f"in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, {timing}, "
-            f"dropped {s['frames_dropped']}{idle}, errors: {errors}")
-
-
-def tasks_for_outputs(wanted: set[str]) -> tuple[str, ...]:
-    """The network tasks ("depth", "segmentation") that the wanted outputs need: only their decoder tails run."""
-    return tuple(sorted({task for key in wanted for task in _OUTPUT_TASKS[key]}))
-
-
-def reachable_task_sets(keys: set[str]) -> list[tuple[str, ...]]:
-    """Every task set :func:`tasks_for_outputs` gives for a non-empty subset of ``keys`` (the outputs that are
-    switched on), sorted: what the warm-up at configure runs, so no wanted output meets a cold graph."""
-    keys = sorted(keys)
-    return sorted({tasks_for_outputs(set(subset)) for r in range(1, len(keys) + 1)
-                   for subset in itertools.combinations(keys, r)})
+            f"dropped {s['frames_dropped']}{idle}, errors: {errors}{self._channel.scale_status()}")
 
 
 def _interrupt(signum, frame) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..colorize import COLORMAPS
 from ..scale import SCALE_MODES
+from .scale_state import height_source_problem
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,21 @@ PARAMS = (
     # scale
     Param("scale_mode", "auto", "auto: metres on depth when scale_factor or the checkpoint gives a factor, else "
           "model units on depth/relative; fixed: the same, but configure fails without a factor; relative: always "
-          "model units on depth/relative", choices=SCALE_MODES, read_only=True),
+          "model units on depth/relative; camera_height: metres measured on every frame from the camera's height "
+          "above the road the network segments (camera_height or ground_frame), model units until the first "
+          "scale_min_samples frames with road", choices=SCALE_MODES, read_only=True),
     Param("scale_factor", 0.0, "metres per model unit (scale_mode auto or fixed); 0 = from the checkpoint metadata",
           0.0, 1e6, read_only=True),
+    Param("camera_height", 0.0, "scale_mode camera_height: metres from the camera's optical centre down to the road; "
+          "0 = not set (ground_frame then gives it); with ground_frame too, TF wins when it answers and this is the "
+          "fallback", 0.0, 100.0, read_only=True),
+    Param("ground_frame", "", "scale_mode camera_height: TF frame whose xy-plane is the road (e.g. base_footprint); "
+          "the camera height is the image frame_id's origin above it along its z (needs tf2_ros); empty = not used",
+          pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$", read_only=True),
+    Param("scale_window", 30, "scale_mode camera_height: per-frame scale estimates in the temporal filter (median "
+          "over the window, outliers refused)", 1, 1000, read_only=True),
+    Param("scale_min_samples", 3, "scale_mode camera_height: frames with road needed before depth is published in "
+          "metres (at most scale_window)", 1, 1000, read_only=True),
     # input
     Param("input_transport", "raw", "raw: sensor_msgs/Image on 'image'; compressed: CompressedImage on "
           "'image/compressed'", choices=("raw", "compressed"), read_only=True),
@@ -84,6 +97,11 @@ PARAMS = (
     Param("publish_overlay", True, "publish semantic/overlay (rgb8 image blended with the label colours)"),
     Param("publish_points", True, "publish points (or points/relative): PointCloud2 x y z rgb label; "
           "needs camera_info"),
+    Param("publish_odometry", False, "publish odometry (nav_msgs/Odometry): the camera's ego-motion from the pose "
+          "net, only while a metric scale exists; needs a checkpoint with the pose net (README: Ego-motion)",
+          read_only=True),
+    Param("odom_frame", "odom", "header.frame_id of odometry: the camera's optical frame at its first frame",
+          pattern=r"^[A-Za-z_][A-Za-z0-9_./-]*$", read_only=True),
     Param("overlay_alpha", 0.5, "weight of the label colours in semantic/overlay", 0.0, 1.0),
     Param("depth_color_min", 0.0, "depth at the warm end of depth/color; 0 = 2nd percentile of each frame",
           0.0, 1e4),
@@ -134,4 +152,25 @@ def validate_together(values: dict[str, Any]) -> str | None:
         return f"depth_color_min ({lo:g}) must be below depth_color_max ({hi:g})"
     if values.get("precision", "fp32") != "fp32" and values.get("device") == "cpu":
         return f"precision {values['precision']} needs a CUDA device; use fp32 on the CPU"
+    return _validate_scale(values)
+
+
+def _validate_scale(values: dict[str, Any]) -> str | None:
+    """The scale parameters together: camera_height mode needs a height source (TF availability is checked at
+    configure), its parameters are refused with other modes, scale_min_samples ≤ scale_window."""
+    mode = values.get("scale_mode", "auto")
+    height, ground = values.get("camera_height", 0.0), values.get("ground_frame", "")
+    if mode == "camera_height":
+        problem = height_source_problem(height, ground)
+        if problem:
+            return problem + " (camera_height in metres, or ground_frame such as base_footprint)"
+        if values.get("scale_factor", 0.0):
+            return (f"scale_factor ({values['scale_factor']:g}) is not used with scale_mode camera_height, which "
+                    "measures the scale; set it to 0")
+        window, needed = values.get("scale_window", 30), values.get("scale_min_samples", 3)
+        if needed > window:
+            return f"scale_min_samples ({needed}) must be at most scale_window ({window})"
+    elif height or ground:
+        given = ", ".join(n for n, v in (("camera_height", height), ("ground_frame", ground)) if v)
+        return f"{given} is used only with scale_mode camera_height (scale_mode is {mode!r}); leave it unset"
     return None
