@@ -8,6 +8,7 @@ on first use, and keeps it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -124,6 +125,15 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
+@functools.lru_cache(maxsize=1)
+def openvino_core():
+    """The process's one ``openvino.Core`` (OpenVINO's advice: one Core per application). It lives until exit, so
+    no compiled graph ever outlives the Core it came from when backends are created and dropped (tests, replays)."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenVINOBackend:
     """OpenVINO on the CPU, fp32 (``INFERENCE_PRECISION_HINT=f32``: no silent reduced precision).
 
@@ -142,7 +152,7 @@ class OpenVINOBackend:
         except ImportError as exc:
             raise BackendError("backend 'openvino' needs the openvino package (pip install openvino)") from exc
         self._ov = ov
-        self.core = ov.Core()
+        self.core = openvino_core()
         self.model = model.float().eval()
         self.input_hw = tuple(input_hw)
         self.weights_key = weights_key
@@ -192,3 +202,13 @@ class OpenVINOBackend:
             result = request.infer({0: image[None]})
             parts.append([np.array(result[out]) for out in compiled.outputs])
         return _name_outputs(tasks, [np.concatenate(p) for p in zip(*parts)])
+
+    def close(self) -> None:
+        """Release the compiled graphs, each infer request before its compiled model (also on garbage collection)."""
+        graphs = getattr(self, "_compiled", {})  # absent when __init__ failed early
+        while graphs:
+            _, (compiled, request) = graphs.popitem()
+            del request, compiled
+
+    def __del__(self):
+        self.close()
