@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 
 import rclpy  # part of the test environment (requirements-ros.txt): never skipped
 from nav_msgs.msg import Odometry
@@ -17,36 +16,15 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from sgdepth_ros.ros.launcher import NodeProcess, ros_environment
+from sgdepth_ros.ros.launcher import NodeProcess
 from sgdepth_ros.ros.probe import Probe
+from test_node import ros_env, start_node  # noqa: F401 (the node tests' shared fixture and starter)
 from sgdepth_ros.samples import road_scene
 
 NET_W, NET_H = 320, 96
 SCALE = 1.0
 OFF = {name: False for name in ("publish_depth", "publish_depth_color", "publish_semantic", "publish_semantic_color",
                                 "publish_overlay", "publish_points")}
-
-
-@pytest.fixture(scope="module")
-def ros_env():
-    import os
-
-    env = ros_environment()
-    saved = dict(os.environ)
-    os.environ.update(env)
-    rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
-    yield env
-    rclpy.try_shutdown()
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-def start_node(params: dict, env: dict, namespace: str, wait_for: str = "active:") -> NodeProcess:
-    node = NodeProcess({"log_period_sec": 0.0, "diagnostics_period_sec": 0.5, **params}, env,
-                       extra_args=("-r", f"__ns:=/{namespace}")).start()
-    if wait_for:
-        node.wait_for_output(wait_for, timeout=180)
-    return node
 
 
 def image_message(rgb: np.ndarray, sec: int, nanosec: int) -> Image:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import time
 
 import cv2
@@ -22,7 +21,6 @@ import torch
 from sgdepth_ros.default_model import default_model_path
 from sgdepth_ros.metrics.depth import evaluation_mask, median_ratio
 from sgdepth_ros.model import load_checkpoint
-from sgdepth_ros.ros.launcher import NodeProcess, ros_environment
 from sgdepth_ros.ros.pointcloud import unpack_points
 
 import rclpy  # part of the test environment (requirements-ros.txt): never skipped
@@ -31,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Float32, Header
 
 from sgdepth_ros.ros.probe import Probe
+from test_node import ros_env, start_node  # noqa: F401 (the node tests' shared fixture and starter)
 
 # make_default_model.sh renders `synth --drives 8 --frames 80 --seed 7`: the last drive is the held-out test drive
 SEED, DRIVE, DRIVE_FRAMES = 7, 7, 80
@@ -41,18 +40,6 @@ CAMERA_HEIGHT_M = 1.65
 MIN_SAMPLES = 3  # the node's default scale_min_samples
 T0 = 1_700_000_000
 TOPICS = ["depth", "depth/relative", "points", "points/relative"]
-
-
-@pytest.fixture(scope="module")
-def ros_env():
-    env = ros_environment()
-    saved = dict(os.environ)
-    os.environ.update(env)  # the probe in this process joins the same isolated graph
-    rclpy.init(domain_id=int(env["ROS_DOMAIN_ID"]))
-    yield env
-    rclpy.try_shutdown()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +77,6 @@ def ground_truth_scale(reference_checkpoint: str, frames) -> float:
         mask = evaluation_mask(gt, "capped")
         ratios.append(median_ratio(gt[mask], predictor.predict(rgb).depth[mask]))
     return float(np.median(ratios))
-
-
-def start_node(params: dict, env: dict, namespace: str, wait_for: str = "active:") -> NodeProcess:
-    node = NodeProcess({"log_period_sec": 0.0, "diagnostics_period_sec": 0.5, **params}, env,
-                       extra_args=("-r", f"__ns:=/{namespace}")).start()
-    if wait_for:
-        node.wait_for_output(wait_for, timeout=180)
-    return node
 
 
 def header(stamp_s: float) -> Header:
