@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +19,13 @@ from sgdepth_ros.bag import BagWriter, read_messages, rotation_to_quaternion
 from sgdepth_ros.replay.evaluate import EvalSettings, FrameScale, ReplayEvaluator
 from sgdepth_ros.replay.tf_height import (CameraHeight, camera_height_from_bag, camera_height_from_transforms,
                                           static_transforms)
+from test_replay import FRAMES, drive_bag, replay  # noqa: F401 (the replay tests' drive and runner)
 
-FRAMES, WIDTH, HEIGHT = 8, 416, 128
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 FAST = ("--backend", "torch", "--device", "cpu")
 # camera_link (x forward, y left, z up) → optical (x right, y down, z forward)
 R_LINK_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
-
-
-@pytest.fixture(scope="module")
-def drive_bag(tmp_path_factory) -> Path:
-    from sgdepth_training.synth.generate import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("synth")
-    generate(SynthConfig(out=out, drives=1, frames=FRAMES, seed=1, formats=("bag",), width=WIDTH, height=HEIGHT,
-                         workers=1), progress=False)
-    return next((out / "bags").iterdir())
-
-
-def replay(*args, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "replay", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def report(out: Path) -> dict:
