@@ -31,6 +31,7 @@ from .ground_plane import GroundPlane, GroundPlaneConfig, estimate_ground_plane,
 from .scale_filter import ScaleFilter, ScaleState
 
 SCALE_MODES = ("relative", "fixed", "auto", "camera_height")
+MAX_CAMERA_HEIGHT_M = 100.0  # a camera height (metres above the road) is accepted in (0, MAX_CAMERA_HEIGHT_M]
 DEFAULT_SCALE_MODE = "auto"
 
 
@@ -116,8 +117,9 @@ class CameraHeightScale(ScaleSource):
     def __init__(self, camera_height: float, config: GroundPlaneConfig | None = None,
                  filter: ScaleFilter | None = None, source: str = "parameter"):
         if isinstance(camera_height, bool) or not isinstance(camera_height, (int, float, np.floating)) \
-                or not (math.isfinite(camera_height) and 0 < camera_height <= 100):
-            raise ValueError(f"camera_height must be in (0, 100] metres, got {camera_height!r}")
+                or not (math.isfinite(camera_height) and 0 < camera_height <= MAX_CAMERA_HEIGHT_M):
+            raise ValueError(f"camera_height must be in (0, {MAX_CAMERA_HEIGHT_M:g}] metres, "
+                             f"got {camera_height!r}")
         self.camera_height = float(camera_height)
         self.config = config or GroundPlaneConfig()
         self.filter = filter or ScaleFilter()

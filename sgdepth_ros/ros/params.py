@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..colorize import COLORMAPS
-from ..scale import SCALE_MODES
+from ..scale import MAX_CAMERA_HEIGHT_M, SCALE_MODES
 from .scale_state import height_source_problem
 
 
@@ -62,7 +62,7 @@ PARAMS = (
           0.0, 1e6, read_only=True),
     Param("camera_height", 0.0, "scale_mode camera_height: metres from the camera's optical centre down to the road; "
           "0 = not set (ground_frame then gives it); with ground_frame too, TF wins when it answers and this is the "
-          "fallback", 0.0, 100.0, read_only=True),
+          "fallback", 0.0, MAX_CAMERA_HEIGHT_M, read_only=True),
     Param("ground_frame", "", "scale_mode camera_height: TF frame whose xy-plane is the road (e.g. base_footprint); "
           "the camera height is the image frame_id's origin above it along its z (needs tf2_ros); empty = not used",
           pattern=r"^([A-Za-z0-9_][A-Za-z0-9_./-]*)?$", read_only=True),

@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 
 from ..ground_plane import GroundPlaneConfig
-from ..scale import CameraHeightScale
+from ..scale import MAX_CAMERA_HEIGHT_M, CameraHeightScale
 from ..scale_filter import ScaleFilter, ScaleState
 
-MAX_CAMERA_HEIGHT_M = 100.0  # CameraHeightScale's range: (0, 100] metres
 
 
 def height_source_problem(camera_height: float, ground_frame: str, tf_available: bool = True) -> str | None:
