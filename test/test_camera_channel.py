@@ -6,7 +6,7 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
 from sgdepth_ros.predictor import Prediction
-from sgdepth_ros.ros.camera_channel import CameraChannel, Frame
+from sgdepth_ros.ros.camera_channel import CameraChannel, Frame, process_frames
 from sgdepth_ros.ros.params import PARAMS
 
 K = [32.0, 0, 32, 0, 32.0, 16, 0, 0, 1]
@@ -14,22 +14,35 @@ K = [32.0, 0, 32, 0, 32.0, 16, 0, 0, 1]
 
 class _Predictor:
     def __init__(self):
-        self.tasks = []
+        self.tasks, self.batches = [], []
 
-    def predict(self, rgb, output_resolution, tasks):
+    def predict_batch(self, rgbs, output_resolution, tasks, scales):
         self.tasks.append(tasks)
+        self.batches.append([rgb.shape for rgb in rgbs])
+        return [self._one(rgb, tasks) for rgb in rgbs]
+
+    @staticmethod
+    def _one(rgb, tasks):
         h, w = rgb.shape[:2]
         depth = np.full((h, w), 5.0, np.float32) if "depth" in tasks else None
         labels = np.zeros((h, w), np.uint8) if "segmentation" in tasks else None
         return Prediction(depth, None if depth is None else 1 / depth, labels, False, rgb, {"forward": 1.0})
 
 
-def _channel(info_publishers=1, **overrides):
+def _channel(info_publishers=1, name="", **overrides):
+    """A channel on the default parameters (and ``overrides``) and the warning lines it logs."""
     values = {spec.name: spec.default for spec in PARAMS} | {"camera_info_wait_sec": 0.0} | overrides
-    log = {"rejected": [], "warnings": []}
-    channel = CameraChannel(values.__getitem__, lambda kind, line: log["rejected"].append(kind),
-                            lambda line: None, log["warnings"].append, lambda: info_publishers)
-    return channel, log
+    warnings = []
+    channel = CameraChannel(name, values.__getitem__, lambda line: None, warnings.append, lambda: info_publishers)
+    return channel, warnings
+
+
+def _errors(channel) -> dict:
+    return channel.stats.snapshot()["errors"]
+
+
+def _process(channel, frame, wanted, predictor):
+    return process_frames([(channel, frame, wanted)], predictor, "network")[0]
 
 
 def _image(sec: int, nanosec: int = 0) -> Image:
@@ -51,27 +64,28 @@ def test_admit_checks_the_stamp_order():
     assert channel.admit(_image(-1)) is None  # malformed
     zero = channel.admit(_image(0))
     assert zero is not None and not zero.stamped  # served, no latency sample
-    assert log["rejected"] == ["duplicate_stamp", "bad_stamp", "zero_stamp"]
+    assert _errors(channel) == {"duplicate_stamp": 1, "bad_stamp": 1, "zero_stamp": 1}
+    assert [line.split("]")[0] for line in log] == ["[duplicate_stamp", "[bad_stamp", "[zero_stamp"]
 
 
 def test_process_pairs_camera_info_and_returns_what_to_publish():
     channel, log = _channel()
     channel.add_camera_info(_info(3, d=[0.1, 0, 0, 0, 0]))
     channel.add_camera_info(_info(4, d=[0.1, 0, 0, 0, 0]))
-    assert len(log["warnings"]) == 1  # distortion warned once
+    assert len(log) == 1 and "distortion" in log[0]  # warned once
     predictor = _Predictor()
-    out = channel.process(Frame(_image(3), 3 * 10 ** 9), {"depth", "depth_info"}, predictor)
+    out = _process(channel, Frame(_image(3), 3 * 10 ** 9), {"depth", "depth_info"}, predictor)
     assert predictor.tasks == [("depth",)]
     assert [key for key, _ in out.messages] == ["depth", "depth_info"] and not out.metric
-    assert out.timings == {"forward": 1.0} and log["rejected"] == []
+    assert out.timings == {"forward": 1.0} and _errors(channel) == {}
 
 
 def test_a_frame_without_camera_info_publishes_no_depth_info():
     channel, log = _channel(info_publishers=0)
-    out = channel.process(Frame(_image(5), 5 * 10 ** 9), {"depth", "depth_info", "semantic"}, _Predictor())
+    out = _process(channel, Frame(_image(5), 5 * 10 ** 9), {"depth", "depth_info", "semantic"}, _Predictor())
     assert [key for key, _ in out.messages] == ["depth", "semantic"]
-    assert log["rejected"] == []  # no camera_info publisher: not an error
+    assert _errors(channel) == {}  # no camera_info publisher: not an error
     bad = _image(6)
     bad.data = bytes(10)
-    assert channel.process(Frame(bad, 6 * 10 ** 9), {"depth"}, _Predictor()) is None
-    assert len(log["rejected"]) == 1
+    assert _process(channel, Frame(bad, 6 * 10 ** 9), {"depth"}, _Predictor()) is None
+    assert sum(_errors(channel).values()) == 1

@@ -95,6 +95,7 @@ from std_msgs.msg import Header
 from sgdepth_ros.predictor import Predictor
 from sgdepth_ros.ros import node as node_module
 from sgdepth_ros.ros.camera_channel import Frame
+from sgdepth_ros.ros.camera_ports import CameraPorts
 
 checkpoint = sys.argv[1]
 rclpy.init()
@@ -117,10 +118,12 @@ msg.data = rgb.tobytes()
 msg.header.stamp.sec = 1
 report = []
 for wanted in (["depth"], ["depth_color"], ["semantic"], ["overlay", "semantic_color"], ["depth", "semantic"]):
-    node._pubs = {key: Pub() for key in wanted}
+    ports = object.__new__(CameraPorts)  # the camera's endpoints, without DDS
+    ports.pubs, ports.relative_pubs = {key: Pub() for key in wanted}, {}
+    node._ports[""] = ports
     before = dict(calls)
-    node._process(Frame(msg, 10 ** 9))
-    published = sorted(k for k, p in node._pubs.items() if p.sent)
+    node._process([("", Frame(msg, 10 ** 9))])
+    published = sorted(k for k, p in ports.pubs.items() if p.sent)
     report.append({"wanted": wanted, "depth": calls["depth"] - before["depth"],
                    "segmentation": calls["segmentation"] - before["segmentation"], "published": published})
 node.destroy_node()

@@ -114,12 +114,17 @@ class _CountingPredictor:
     input_size = (64, 32)  # (width, height)
 
     def __init__(self):
-        self.calls = []
+        self.calls, self.batches = [], []
 
-    def predict(self, rgb, output_resolution=None, tasks=None):
+    def predict_batch(self, rgbs, output_resolution=None, tasks=None):
         from sgdepth_ros.predictor import Prediction
 
-        self.calls.append((rgb.shape, rgb.dtype, output_resolution, tasks))
+        self.calls.append((rgbs[0].shape, rgbs[0].dtype, output_resolution, tasks))
+        self.batches.append(len(rgbs))
+        return [self._one(rgb, tasks, Prediction) for rgb in rgbs]
+
+    @staticmethod
+    def _one(rgb, tasks, Prediction):
         h, w = rgb.shape[:2]
         run = tasks or ("depth", "segmentation")
         return Prediction(depth=np.full((h, w), 5.0, np.float32) if "depth" in run else None, disparity=None,
@@ -162,6 +167,13 @@ def test_warm_up_runs_every_task_set_the_node_can_ask_for():
     assert [call[3] for call in predictor.calls] == everything
 
 
+def test_warm_up_runs_the_batch_the_node_will_run():
+    """A node batching four cameras (on CUDA) warms the batch-of-four graph up, once per task set."""
+    predictor = _CountingPredictor()
+    warm_up(predictor, "network", RenderSettings(), [("depth",), ("depth", "segmentation")], batch=4)
+    assert predictor.batches == [4, 4]
+
+
 # ---- import weight ------------------------------------------------------------------------------------------
 def test_the_node_starts_without_importing_torch():
     """The node module, its ROS-free parts and the node object itself load neither torch nor the
@@ -170,7 +182,7 @@ def test_the_node_starts_without_importing_torch():
 import sys
 import rclpy
 import sgdepth_ros.ros.node as node
-from sgdepth_ros.ros import camera_model, frame_slot, image_codec, messages, outputs, params, pointcloud, stats, sync
+from sgdepth_ros.ros import camera_model, frame_scheduler, image_codec, messages, outputs, params, pointcloud, stats, sync
 rclpy.init()
 n = node.SGDepthNode()
 n.destroy_node()

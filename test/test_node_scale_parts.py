@@ -199,7 +199,7 @@ def test_scale_topic_relative_topics_and_diagnostics_values():
     assert {k: t for k, (t, _) in messages.relative_topics().items()} == {"depth": "depth/relative",
                                                                           "points": "points/relative"}
     snapshot = {"frames_processed": 3, "errors": {}}
-    diag = messages.diagnostics_message(snapshot, messages.Header().stamp, "n", "cpu", 0, "ok",
-                                        {"scale/factor": "61.5", "scale/height_source": "tf"})
-    values = {kv.key: kv.value for kv in diag.status[0].values}
+    status = messages.diagnostics_status(snapshot, "n", "cpu", 0, "ok",
+                                         {"scale/factor": "61.5", "scale/height_source": "tf"})
+    values = {kv.key: kv.value for kv in status.values}
     assert values == {"frames_processed": "3", "scale/factor": "61.5", "scale/height_source": "tf"}

@@ -10,7 +10,6 @@ import yaml
 
 from sgdepth_ros.predictor import Prediction
 from sgdepth_ros.ros.camera_model import backproject, check_geometry, scale_geometry
-from sgdepth_ros.ros.frame_slot import LatestSlot
 from sgdepth_ros.ros.image_codec import InputError
 from sgdepth_ros.ros.launcher import share_file
 from sgdepth_ros.ros.outputs import RenderSettings, render
@@ -84,19 +83,6 @@ def test_stamp_cache_pairs_exact_and_within_tolerance():
     assert cache.wait_for(999, 0, timeout=0.01) is None
 
 
-def test_latest_slot_keeps_only_the_newest():
-    slot = LatestSlot()
-    assert slot.put(1) is None
-    assert slot.put(2) == 1  # 1 dropped
-    assert slot.take(0.1) == 2
-    assert slot.take(0.01) is None
-    slot.close()
-    assert slot.take() is None  # closed: returns at once
-    slot.reopen()
-    slot.put(3)
-    assert slot.take(0.1) == 3
-
-
 def test_stamp_order():
     order = StampOrder(reset_after_ns=1000)
     assert order.check(5000) is None
@@ -140,7 +126,7 @@ def test_parameter_validation_names_the_valid_range():
 
 def test_config_yaml_holds_the_declared_defaults():
     config = yaml.safe_load(share_file("config/sgdepth.yaml").read_text())["/**"]["ros__parameters"]
-    assert config == {p.name: p.default for p in PARAMS}
+    assert config == {p.name: list(p.default) if isinstance(p.default, tuple) else p.default for p in PARAMS}
     for p in PARAMS:
         assert validate(p.name, p.default) is None, p.name
 

@@ -1,15 +1,16 @@
 """One camera's state and per-frame processing, for the node (no rclpy: the node owns the ROS endpoints).
 
-A :class:`CameraChannel` holds everything that belongs to one camera: its stamp order (:class:`StampOrder`), its
-CameraInfo pairing (:class:`CameraInfoPairing`), the newest-frame slot between the executor and the inference worker
-(:class:`LatestSlot`), the camera-height scale state (:class:`CameraScaleState`, ``scale_mode: camera_height`` only),
-the ego-motion tracker (``publish_odometry`` only) and the distortion-warned flag. The node keeps publishers,
-subscriptions, timers, parameters and the lifecycle, hands the channel each message and publishes what
-:meth:`CameraChannel.process` returns.
+A :class:`CameraChannel` holds everything that belongs to one camera: its name, statistics (:class:`NodeStats`) and
+rate-limited error log, its stamp order (:class:`StampOrder`), its CameraInfo pairing (:class:`CameraInfoPairing`),
+its constant scale source (a per-camera ``scale_factor``) or camera-height scale state (:class:`CameraScaleState`,
+``scale_mode: camera_height`` only), the ego-motion tracker (``publish_odometry`` only) and the distortion-warned
+flag. The node keeps publishers, subscriptions, timers, parameters, the lifecycle and the frame scheduler, hands the
+channel each message and publishes what :func:`process_frames` returns.
 
-Per frame (worker thread): decode → predict (only the tails the wanted outputs need) → pair the CameraInfo (after
-inference: it has had the inference time to arrive) → scale (camera_height) → render → the ROS messages to publish
-(built by :mod:`messages`, :mod:`outputs`, :mod:`odometry`).
+Per batch of frames (worker thread, one frame per camera): decode each → one prediction for all (only the tails the
+wanted outputs need) → per frame: pair the CameraInfo (after inference: it has had the inference time to arrive) →
+scale (camera_height) → render → the ROS messages to publish (built by :mod:`messages`, :mod:`outputs`,
+:mod:`odometry`). A frame that cannot be decoded is rejected on its own camera; the others of the batch go on.
 """
 from __future__ import annotations
 
@@ -20,12 +21,11 @@ from sensor_msgs.msg import CompressedImage
 
 from . import messages
 from .camera_model import has_distortion, scale_geometry
-from .frame_slot import LatestSlot
 from .image_codec import InputError, decode_compressed, image_message_to_rgb
 from .output_tasks import scale_tasks, tasks_for_outputs
 from .outputs import RenderSettings, render
 from .scale_state import CameraScaleState, with_scale
-from .stats import RateLimitedLog, StampOrder, stamp_problem
+from .stats import NodeStats, RateLimitedLog, StampOrder, stamp_problem
 from .sync import CameraInfoPairing, stamp_ns
 
 
@@ -55,22 +55,37 @@ def render_settings(param: Callable[[str], Any]) -> RenderSettings:
 class CameraChannel:
     """One camera: its state and the per-frame steps that need no node.
 
-    param: the current value of a node parameter by name; reject(kind, line): count an error kind and log it
-    (rate-limited); info/warning: log one line; info_publishers: the number of camera_info publishers (asked only
-    when a frame needs its CameraInfo: with none, an unmatched frame is not an error and nothing is waited for).
+    name: the camera's name ("" for the node's single unnamed camera); param: the current value of a parameter by
+    name, as this camera sees it (its own overrides applied); info/warning: log one line; info_publishers: the
+    number of camera_info publishers (asked only when a frame needs its CameraInfo: with none, an unmatched frame is
+    not an error and nothing is waited for). Rejected messages are counted in ``stats`` and logged (rate-limited per
+    kind) through ``warning``.
     """
 
-    def __init__(self, param: Callable[[str], Any], reject: Callable[[str, str], None], info: Callable[[str], None],
+    def __init__(self, name: str, param: Callable[[str], Any], info: Callable[[str], None],
                  warning: Callable[[str], None], info_publishers: Callable[[], int]):
-        self._param, self._reject, self._info, self._warning = param, reject, info, warning
+        self.name = name
+        self.param, self._info, self._warning = param, info, warning  # param(name): this camera's value
         self._info_publishers = info_publishers
+        self.stats = NodeStats()
+        self._report = RateLimitedLog(warning)
         self.stamps = StampOrder()
         self.camera_infos = CameraInfoPairing()
-        self.slot = LatestSlot()
+        self.scale_source = None  # a constant ScaleSource of this camera's own (per-camera scale_factor), or None
         self.scale: CameraScaleState | None = None  # scale_mode camera_height: this camera's scale state
         self.ego = None  # publish_odometry: the predictor's ego-motion tracker
         self.distortion_warned = False
         self._scale_log = RateLimitedLog(info, period_s=10.0)
+
+    @property
+    def prefix(self) -> str:
+        """The camera's topic prefix: "<name>/", or "" for the unnamed single camera."""
+        return f"{self.name}/" if self.name else ""
+
+    def reject(self, kind: str, message: str) -> None:
+        """Count an error kind on this camera and log it (rate-limited per kind)."""
+        self.stats.error(kind)
+        self._report(kind, message)
 
     def scale_tasks(self) -> tuple[str, ...]:
         """What this camera's scale adds to every prediction that runs depth (camera_height: the road labels)."""
@@ -83,17 +98,17 @@ class CameraChannel:
         sec, nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
         problem = stamp_problem(sec, nanosec)
         if problem == "bad_stamp":
-            self._reject(problem, f"image stamp sec={sec} nanosec={nanosec} is malformed (need sec ≥ 0 and "
+            self.reject(problem, f"image stamp sec={sec} nanosec={nanosec} is malformed (need sec ≥ 0 and "
                          "nanosec < 1e9); frame skipped")
             return None
         stamp = stamp_ns(msg.header)
         if problem == "zero_stamp":  # served (tf reads stamp 0 as 'latest'), counted, no order check or latency
-            self._reject(problem, "image stamp is 0: the driver does not stamp its frames; outputs carry stamp 0 "
+            self.reject(problem, "image stamp is 0: the driver does not stamp its frames; outputs carry stamp 0 "
                          "and no latency is measured")
         else:
             kind = self.stamps.check(stamp)
             if kind:
-                self._reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
+                self.reject(kind, f"image stamp {stamp} ns is not newer than the previous one; frame skipped")
                 return None
         return Frame(msg, stamp, stamped=problem is None)
 
@@ -101,12 +116,12 @@ class CameraChannel:
         """Keep a CameraInfo for pairing (a malformed one is rejected; its image pairs with it, uncounted)."""
         sec, nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
         if stamp_problem(sec, nanosec) == "bad_stamp":  # no pairing key: counted here, never again as unmatched
-            self._reject("bad_stamp", f"camera_info stamp sec={sec} nanosec={nanosec} is malformed; discarded")
+            self.reject("bad_stamp", f"camera_info stamp sec={sec} nanosec={nanosec} is malformed; discarded")
             return
         try:
             geometry = messages.camera_info_geometry(msg)
         except InputError as error:
-            self._reject(error.kind, f"camera_info discarded: {error}")
+            self.reject(error.kind, f"camera_info discarded: {error}")
             self.camera_infos.add_rejected(stamp_ns(msg.header))
             return
         if has_distortion(msg.d) and not self.distortion_warned:
@@ -116,24 +131,22 @@ class CameraChannel:
         self.camera_infos.add(stamp_ns(msg.header), geometry.width, geometry.height, (msg, geometry))
 
     # ---- worker thread ---------------------------------------------------------------------------
-    def process(self, frame: Frame, wanted: set[str], predictor) -> FrameOutput | None:
-        """Decode, predict, pair, scale and render one frame for the ``wanted`` output keys; None when the frame is
-        discarded (bad image, inference error: rejected with its kind)."""
-        max_pixels = self._param("max_image_pixels")
+    def decode(self, frame: Frame):
+        """The frame's image as HxWx3 uint8 RGB, or None (rejected with its kind: too large, malformed)."""
         try:
             if isinstance(frame.msg, CompressedImage):
-                rgb = decode_compressed(frame.msg.data, max_pixels, frame.msg.format)
-            else:
-                rgb = image_message_to_rgb(frame.msg, max_pixels)
+                return decode_compressed(frame.msg.data, self.param("max_image_pixels"), frame.msg.format)
+            return image_message_to_rgb(frame.msg, self.param("max_image_pixels"))
         except InputError as error:
-            self._reject(error.kind, f"image discarded: {error}")
+            self.reject(error.kind, f"image discarded: {error}")
             return None
-        try:
-            prediction = predictor.predict(rgb, output_resolution=self._param("output_resolution"),
-                                           tasks=tasks_for_outputs(wanted, self.scale_tasks()))
-        except Exception as error:
-            self._reject("inference_error", f"{type(error).__name__}: {error}")
-            return None
+
+    def tasks(self, wanted: set[str]) -> tuple[str, ...]:
+        """The network tasks this camera's ``wanted`` outputs (and its scale) need."""
+        return tasks_for_outputs(wanted, self.scale_tasks())
+
+    def finish(self, frame: Frame, rgb, prediction, wanted: set[str]) -> FrameOutput:
+        """Pair, scale and render one predicted frame (``rgb``: its decoded image) for the ``wanted`` output keys."""
         out = FrameOutput()
         # paired after inference: a CameraInfo sent with the image has had the inference time to arrive
         measuring = self.scale is not None and prediction.depth is not None
@@ -143,7 +156,7 @@ class CameraChannel:
         geometry = scale_geometry(camera[1], width, height) if camera else None
         if measuring:  # model units → metres with this camera's filtered scale, when it has one
             prediction = self._measure_scale(frame, prediction, geometry, out)
-        outputs = render(prediction, wanted, render_settings(self._param), geometry)
+        outputs = render(prediction, wanted, render_settings(self.param), geometry)
         out.messages += messages.output_messages(outputs, frame.msg.header, camera[0] if camera else None,
                                                  geometry, wanted).items()
         if "odometry" in wanted:
@@ -157,7 +170,7 @@ class CameraChannel:
 
         step = self.ego.update(prediction.network_input, prediction.scale, frame.stamp_ns if frame.stamped else None)
         if step is not None:
-            out.messages.append(("odometry", odometry_message(step, frame.msg.header, self._param("odom_frame"))))
+            out.messages.append(("odometry", odometry_message(step, frame.msg.header, self.param("odom_frame"))))
 
     def _measure_scale(self, frame: Frame, prediction, geometry, out: FrameOutput):
         """Feed this camera's scale state one frame (model-unit depth, labels, the output-size camera matrix or None
@@ -187,10 +200,10 @@ class CameraChannel:
         """The (CameraInfo, geometry) paired with this frame's stamp and size, or None."""
         publishers = self._info_publishers() > 0
         result = self.camera_infos.pair(  # the rule lives in sync.CameraInfoPairing (replay uses it too)
-            frame.stamp_ns, width, height, int(self._param("camera_info_tolerance_sec") * 1e9),
-            self._param("camera_info_fallback_latest"), self._param("camera_info_wait_sec") if publishers else 0.0)
+            frame.stamp_ns, width, height, int(self.param("camera_info_tolerance_sec") * 1e9),
+            self.param("camera_info_fallback_latest"), self.param("camera_info_wait_sec") if publishers else 0.0)
         if result.how == "camera_info_size" or (result.how == "camera_info_unmatched" and publishers):
-            self._reject(result.how, f"{result.reason}; depth/camera_info and points skipped for this frame")
+            self.reject(result.how, f"{result.reason}; depth/camera_info and points skipped for this frame")
         return result.item
 
     # ---- status ----------------------------------------------------------------------------------
@@ -201,3 +214,32 @@ class CameraChannel:
         state = self.scale.state
         return (f", scale ×{state.scale:.4g} ±{100 * state.spread:.1f} %" if state.scale is not None
                 else ", scale: none yet (depth relative)")
+
+
+def process_frames(jobs: list[tuple[CameraChannel, Frame, set[str]]], predictor,
+                   output_resolution: str) -> list[FrameOutput | None]:
+    """One batch: (channel, frame, wanted output keys) per camera → each frame's FrameOutput, or None for a frame
+    that was discarded (rejected on its own camera with its kind: bad image, inference error, render error).
+
+    The decoded images run in one ``predictor.predict_batch`` call with the union of the tasks the cameras need (a
+    camera's outputs render only what it wants) and each camera's own scale source; outputs come back at each
+    camera's own size with ``output_resolution`` "input". A frame that cannot be decoded leaves the batch alone."""
+    results: list[FrameOutput | None] = [None] * len(jobs)
+    decoded = [(i, rgb) for i, (channel, frame, _) in enumerate(jobs) if (rgb := channel.decode(frame)) is not None]
+    if not decoded:
+        return results
+    tasks = tuple(sorted(set().union(*(jobs[i][0].tasks(jobs[i][2]) for i, _ in decoded))))
+    try:
+        predictions = predictor.predict_batch([rgb for _, rgb in decoded], output_resolution=output_resolution,
+                                              tasks=tasks, scales=[jobs[i][0].scale_source for i, _ in decoded])
+    except Exception as error:
+        for i, _ in decoded:
+            jobs[i][0].reject("inference_error", f"{type(error).__name__}: {error}")
+        return results
+    for (i, rgb), prediction in zip(decoded, predictions):
+        channel, frame, wanted = jobs[i]
+        try:
+            results[i] = channel.finish(frame, rgb, prediction, wanted)
+        except Exception as error:  # one camera's bad frame (geometry, render) never costs the others theirs
+            channel.reject("internal_error", f"{type(error).__name__}: {error}")
+    return results

@@ -103,10 +103,10 @@ def labels_message() -> String:
                                    "classes": classes}))
 
 
-def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, level: int, summary: str,
-                        extra: dict[str, str] | None = None) -> DiagnosticArray:
-    """A NodeStats snapshot → DiagnosticArray with one status; numbers as strings (3 decimals); ``extra``: more
-    key → value strings, appended as they are (the scale's ``scale/…``)."""
+def diagnostics_status(snapshot: dict, name: str, hardware_id: str, level: int, summary: str,
+                       extra: dict[str, str] | None = None) -> DiagnosticStatus:
+    """A NodeStats snapshot → one DiagnosticStatus; numbers as strings (3 decimals); ``extra``: more key → value
+    strings, appended as they are (the scale's ``scale/…``)."""
     values = []
     for key, value in snapshot.items():
         if key == "errors":
@@ -115,8 +115,11 @@ def diagnostics_message(snapshot: dict, stamp, name: str, hardware_id: str, leve
     for kind, count in sorted(snapshot["errors"].items()):
         values.append(KeyValue(key=f"errors/{kind}", value=str(count)))
     values.extend(KeyValue(key=key, value=value) for key, value in (extra or {}).items())
-    status = DiagnosticStatus(level=bytes([level]), name=name, message=summary, hardware_id=hardware_id,
-                              values=values)
-    msg = DiagnosticArray(status=[status])
+    return DiagnosticStatus(level=bytes([level]), name=name, message=summary, hardware_id=hardware_id, values=values)
+
+
+def diagnostics_array(statuses: list[DiagnosticStatus], stamp) -> DiagnosticArray:
+    """The /diagnostics message of one report: a status per camera."""
+    msg = DiagnosticArray(status=list(statuses))
     msg.header.stamp = stamp
     return msg

@@ -12,13 +12,18 @@ answered success=false (rclpy ≤ 7.1 raised out of the executor and ended the p
 Importing this module and creating the node do not import torch: configure does (start-up
 parameter errors are reported without loading it).
 
-Threads: the executor thread only validates stamps and hands the newest message to the worker
-(:class:`LatestSlot`); the worker decodes, runs the predictor and publishes, so a slow model
-drops frames (counted) instead of queueing stale ones.
+Cameras: ``cameras`` names them (``[front, left, right, rear]``): one predictor serves them all, each camera with its
+own topics under ``<camera>/``, its own state and diagnostics status; unset, the node serves one camera on today's
+unprefixed topics.
 
-The camera's state and per-frame steps live in its :class:`~.camera_channel.CameraChannel`; this class keeps the
-parameters, lifecycle, publishers, subscriptions and timers. Output → task tables: :mod:`.output_tasks`; the
-change_state guard: :mod:`.lifecycle_guard`.
+Threads: the executor thread only validates stamps and hands each camera's newest message to the worker
+(:class:`~.frame_scheduler.FrameScheduler`: newest frame per camera, the camera waiting longest first); the worker
+takes up to ``batch_size`` waiting cameras at once, decodes, runs the predictor once for them and publishes, so a slow
+model drops frames (counted per camera) instead of queueing stale ones, and no camera starves.
+
+Each camera's state and per-frame steps live in its :class:`~.camera_channel.CameraChannel`, its publishers and
+subscriptions in its :class:`~.camera_ports.CameraPorts`; this class keeps the parameters, lifecycle, the scheduler,
+the worker and timers. Output → task tables: :mod:`.output_tasks`; the change_state guard: :mod:`.lifecycle_guard`.
 """
 from __future__ import annotations
 
@@ -33,89 +38,101 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-
-try:  # rclpy ≥ Iron
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # Humble
-    from rclpy.qos_event import SubscriptionEventCallbacks
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Float32, String
+from rclpy.parameter import Parameter
 
 from . import messages
-from .camera_channel import CameraChannel, Frame, render_settings
+from .camera_channel import CameraChannel, render_settings, process_frames
+from .camera_ports import CameraPorts
+from .frame_scheduler import FrameScheduler
 from .lifecycle_guard import guard_change_state
 from .output_tasks import TOGGLES, reachable_task_sets
 from .outputs import warm_up
-from .params import PARAMS, validate, validate_together
+from .params import PARAMS, PARAMS_BY_NAME, PER_CAMERA, camera_values, validate, validate_together
 from .scale_state import CameraHeight, CameraScaleState, height_source_problem
-from .stats import NodeStats, RateLimitedLog, diagnostic_level
+from .stats import RateLimitedLog, diagnostic_level
 
 NODE_NAME = "sgdepth"
 _PARAM_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+                float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+                tuple: ParameterType.PARAMETER_STRING_ARRAY}
 
 
 class ParameterError(ValueError):
     """Start-up parameters that cannot be used (the message lists each with its valid range)."""
 
 
-def _qos(reliability: str, depth: int) -> QoSProfile:
-    policy = ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort" else ReliabilityPolicy.RELIABLE
-    return QoSProfile(reliability=policy, history=HistoryPolicy.KEEP_LAST, depth=depth)
-
-
 class SGDepthNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
+        self._camera_names: tuple[str, ...] = ()
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.predictor = None
-        self.stats = NodeStats()
         self._report = RateLimitedLog(self.get_logger().warning)
-        logger = self.get_logger()
-        self._channel = CameraChannel(self._param, self._reject, logger.info, logger.warning,
-                                      lambda: self._info_sub.get_publisher_count())
+        self._channels = {name: self._make_channel(name) for name in self._camera_names or ("",)}
+        self._ports: dict[str, CameraPorts] = {}
+        self._scheduler = FrameScheduler()
+        self._batch_size = 1
         self._worker: threading.Thread | None = None
-        self._pubs: dict = {}  # output key → publisher (depth, points: the metric topic when the scale is measured)
-        self._relative_pubs: dict = {}  # scale_mode camera_height: depth, points → their relative topics
         self._tf = None  # scale_mode camera_height with ground_frame: the TfListener
-        self._other_pubs: list = []  # labels metadata, diagnostics
-        self._subs: list = []
+        self._diag_pub = None
         self._timers: list = []
-        self._info_sub = None
-        self._last_diag: dict | None = None
+        self._last_diag: dict[str, dict] = {}
         guard_change_state(self, self._report, self.get_logger().error)
+
+    def _make_channel(self, name: str) -> CameraChannel:
+        logger = self.get_logger()
+        tag = f"{name}: " if name else ""
+        return CameraChannel(name, lambda param: self._camera_param(name, param),
+                             lambda line: logger.info(tag + line), lambda line: logger.warning(tag + line),
+                             lambda: self._ports[name].info_publishers() if name in self._ports else 0)
 
     # ---- parameters -------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
         errors = []
         for spec in PARAMS:
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
-                                             additional_constraints=spec.valid_range(),
-                                             type=_PARAM_TYPES[type(spec.default)])
-            if isinstance(spec.default, float) and spec.low is not None:
-                descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high)]
-            elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.low is not None:
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high))]
-            try:
-                value = self.declare_parameter(spec.name, spec.default, descriptor).value
-            except Exception as error:  # rclpy's type/range errors on a params-file value
-                errors.append(f"{spec.name}: {error} (valid: {spec.valid_range()})")
-                continue
-            reason = validate(spec.name, value)
-            if reason:
-                errors.append(reason)
+            errors += self._declare(spec.name, spec)
+            if spec.name == "cameras" and not errors:
+                value = self.get_parameter_or("cameras", Parameter("cameras", value=[])).value
+                self._camera_names = tuple(value or ())
+        for camera in self._camera_names:  # <camera>.<parameter>: default the node-wide value
+            for name in PER_CAMERA:
+                errors += self._declare(f"{camera}.{name}", PARAMS_BY_NAME[name], self._param(name))
         if not errors:
             errors = [r for r in [validate_together(self._values())] if r]
         if errors:
             raise ParameterError("invalid parameters: " + "; ".join(errors))
 
+    def _declare(self, name: str, spec, default=None) -> list[str]:
+        """Declare one parameter from its table entry; the errors of its start-up value ([] when fine)."""
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                         additional_constraints=spec.valid_range(),
+                                         type=_PARAM_TYPES[type(spec.default)])
+        if isinstance(spec.default, float) and spec.low is not None:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=spec.low, to_value=spec.high)]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.low is not None:
+            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high))]
+        default = spec.default if default is None else default
+        if isinstance(default, tuple):  # an empty list has no type of its own: declared typed, unset = empty
+            default = Parameter.Type.STRING_ARRAY
+        try:
+            value = self.declare_parameter(name, default, descriptor).value
+        except Exception as error:  # rclpy's type/range errors on a params-file value
+            return [f"{name}: {error} (valid: {spec.valid_range()})"]
+        reason = validate(name, value) if value is not None else None
+        return [reason] if reason else []
+
     def _values(self) -> dict:
-        return {spec.name: self.get_parameter(spec.name).value for spec in PARAMS}
+        names = [spec.name for spec in PARAMS if spec.name != "cameras"]
+        names += [f"{camera}.{name}" for camera in self._camera_names for name in PER_CAMERA]
+        return {name: self.get_parameter(name).value for name in names} | {"cameras": list(self._camera_names)}
 
     def _param(self, name: str):
         return self.get_parameter(name).value
+
+    def _camera_param(self, camera: str, name: str):
+        """A parameter's value as ``camera`` sees it (its own ``<camera>.<name>`` for the per-camera ones)."""
+        return self._param(f"{camera}.{name}" if camera and name in PER_CAMERA else name)
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         values = self._values()
@@ -152,51 +169,85 @@ class SGDepthNode(LifecycleNode):
                                   backend=p["backend"], scale_mode="relative" if measured else p["scale_mode"],
                                   scale_factor=p["scale_factor"] or None, threads=p["cpu_threads"] or None,
                                   ego_motion=p["publish_odometry"])
-        except Exception as error:  # CheckpointError, BackendError, OSError, …: one line, no traceback
+            if not measured:
+                self._configure_camera_factors(p, predictor)
+        except Exception as error:  # CheckpointError, BackendError, OSError, ValueError: one line, no traceback
             self.get_logger().error(f"configure failed: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
         if predictor.device.type == "cpu" and p["device"] == "auto":
             self.get_logger().warning("no CUDA device: running on the CPU (slow); set device to silence this")
         if not predictor.trained:
             self.get_logger().warning("the checkpoint holds UNTRAINED weights: outputs are not depth or labels")
-        if p["publish_odometry"] and not (predictor.is_metric or measured):
-            self.get_logger().warning("publish_odometry: depth is relative (no scale), so no odometry is published; "
-                                      "set scale_mode fixed/camera_height (odometry is never in model units)")
+        relative = [name or "the camera" for name, channel in self._channels.items()
+                    if not self._metric(channel, predictor)]
+        if p["publish_odometry"] and relative:
+            self.get_logger().warning(f"publish_odometry: depth is relative (no scale) for {', '.join(relative)}, "
+                                      "so no odometry is published there; set scale_mode fixed/camera_height "
+                                      "(odometry is never in model units)")
+        self._batch_size = min(p["batch_size"] or (len(self._channels) if predictor.device.type == "cuda" else 1),
+                               len(self._channels))
         # every task set the switched-on outputs can ask for (all outputs off: the default set)
+        first = next(iter(self._channels.values()))
         task_sets = reachable_task_sets({key for key, toggle in TOGGLES.items() if p[toggle]},
-                                        self._channel.scale_tasks()) or [None]
+                                        first.scale_tasks()) or [None]
         try:
-            warmup_ms = warm_up(predictor, p["output_resolution"], render_settings(self._param), task_sets)
+            warmup_ms = warm_up(predictor, p["output_resolution"], render_settings(self._param), task_sets,
+                                self._batch_size)
         except Exception as error:  # a backend that cannot run at all: fail configure, not the first frame
             self.get_logger().error(f"configure failed: warm-up prediction: {type(error).__name__}: {error}")
             return TransitionCallbackReturn.FAILURE
-        self.stats.warmed_up(warmup_ms)
+        for channel in self._channels.values():
+            channel.stats.warmed_up(warmup_ms)
         sets = "; ".join("+".join(tasks) if tasks else "default" for tasks in task_sets)
         self.get_logger().info(f"model ready: {predictor.describe()}; warm-up ({len(task_sets)} prediction(s) at "
-                               f"{predictor.input_size[0]}x{predictor.input_size[1]}: {sets}) {warmup_ms:.0f} ms")
-        if self._channel.scale is not None:  # the predictor's "relative" above: the node scales each frame itself
-            self.get_logger().info(f"scale (applied per frame by the node): {self._channel.scale.describe()}")
+                               f"{predictor.input_size[0]}x{predictor.input_size[1]}: {sets}) {warmup_ms:.0f} ms; "
+                               f"cameras: {', '.join(self._camera_names) or 'one'}, up to {self._batch_size} per "
+                               "forward pass")
+        for name, channel in self._channels.items():
+            if channel.scale is not None:  # the predictor's "relative" above: the node scales each frame itself
+                self.get_logger().info(f"{name + ': ' if name else ''}scale (applied per frame by the node): "
+                                       f"{channel.scale.describe()}")
         self.predictor = predictor
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_camera_factors(self, p: dict, predictor) -> None:
+        """A camera with a scale_factor of its own gets its own constant scale source (ValueError naming the camera
+        when it is not valid for scale_mode); the others use the predictor's."""
+        from ..scale import resolve_scale
+
+        for name, channel in self._channels.items():
+            own = camera_values(p, name)["scale_factor"]
+            try:
+                channel.scale_source = (resolve_scale(p["scale_mode"], own or None, predictor.metadata,
+                                                      p["model_path"]) if own != p["scale_factor"] else None)
+            except ValueError as error:
+                raise ValueError(f"camera {name}: {error}") from None
+
+    @staticmethod
+    def _metric(channel: CameraChannel, predictor) -> bool:
+        """The camera's depth is in metres: a constant metric scale, or one measured per frame."""
+        return (channel.scale_source or predictor.scale).is_metric or channel.scale is not None
+
     def _configure_scale(self, p: dict) -> bool:
-        """scale_mode camera_height: the camera's scale state and its height source (TF only with tf2_ros); False
-        (logged in one line) when there is no usable source."""
+        """scale_mode camera_height: each camera's scale state and its height source (TF only with tf2_ros); False
+        (logged in one line) when a camera has no usable source."""
         from .tf_source import TfListener, tf2_available
 
         tf_ok = bool(p["ground_frame"]) and tf2_available()
-        problem = height_source_problem(p["camera_height"], p["ground_frame"], tf_ok)
-        if problem:
-            self.get_logger().error(f"configure failed: {problem}")
-            return False
+        for name in self._channels:
+            problem = height_source_problem(camera_values(p, name)["camera_height"], p["ground_frame"], tf_ok)
+            if problem:
+                self.get_logger().error(f"configure failed: {name + ': ' if name else ''}{problem}")
+                return False
         if p["ground_frame"] and not tf_ok:
             self.get_logger().warning(f"ground_frame '{p['ground_frame']}' is set but tf2_ros cannot be imported (no "
-                                      f"system ROS 2 tf2): the camera height is camera_height {p['camera_height']:g} m")
+                                      "system ROS 2 tf2): each camera's height is its camera_height parameter")
         self._stop_tf()
         self._tf = TfListener.start(self) if tf_ok else None
-        heights = CameraHeight(p["camera_height"], p["ground_frame"] if tf_ok else "",
-                               self._tf.buffer if self._tf else None, self._tf.latest if self._tf else None)
-        self._channel.scale = CameraScaleState(heights, p["scale_window"], p["scale_min_samples"])
+        for name, channel in self._channels.items():
+            heights = CameraHeight(camera_values(p, name)["camera_height"], p["ground_frame"] if tf_ok else "",
+                                   self._tf.buffer if self._tf else None, self._tf.latest if self._tf else None)
+            channel.scale = CameraScaleState(heights, p["scale_window"], p["scale_min_samples"])
         return True
 
     def _stop_tf(self) -> None:
@@ -206,47 +257,25 @@ class SGDepthNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         p = self._values()
-        metric = self.predictor.is_metric or self._channel.scale is not None
-        out_qos = _qos(p["output_qos_reliability"], p["output_qos_depth"])
-        self._pubs = {key: self.create_publisher(kind, topic, out_qos)
-                      for key, (topic, kind) in messages.output_topics(metric).items()}
-        if self._channel.scale is not None:  # each frame goes to the metric or the relative topic, by its own scale
-            self._relative_pubs = {key: self.create_publisher(kind, topic, out_qos)
-                                   for key, (topic, kind) in messages.relative_topics().items()}
-            self._pubs["scale"] = self.create_publisher(Float32, messages.SCALE_TOPIC, out_qos)
-            self._channel.scale.reset()
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        labels_pub = self.create_publisher(String, "semantic/labels", latched)
-        labels_pub.publish(messages.labels_message())
+        for name, channel in self._channels.items():
+            measured = channel.scale is not None
+            if measured:
+                channel.scale.reset()
+            channel.ego = self.predictor.ego_motion_tracker() if p["publish_odometry"] else None
+            self._ports[name] = CameraPorts(
+                self, channel.prefix, lambda param, name=name: self._camera_param(name, param),
+                self._metric(channel, self.predictor), measured, p["publish_odometry"],
+                lambda msg, name=name: self._on_image(name, msg), channel.add_camera_info)
+            channel.stamps.reset()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._channel.ego = None
-        if p["publish_odometry"]:  # nav_msgs is imported only when asked for
-            from .odometry import Odometry
-            self._pubs["odometry"] = self.create_publisher(Odometry, "odometry", out_qos)
-            self._channel.ego = self.predictor.ego_motion_tracker()
-        self._other_pubs = [labels_pub, self._diag_pub]
-        in_qos = _qos(p["input_qos_reliability"], p["input_qos_depth"])
-        if p["input_transport"] == "compressed":
-            image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, in_qos)
-        else:
-            image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
-        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, in_qos)
-        # a second, transient-local subscription receives a latched CameraInfo published before the node started
-        # (a volatile one only gets later messages); volatile publishers cannot match it, which is silenced
-        latched_info = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, latched,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda event: None))
-        self._subs = [image_sub, self._info_sub, latched_info]
         self._timers = [self.create_timer(p["diagnostics_period_sec"], self._publish_diagnostics)]
         if p["log_period_sec"] > 0:
             self._timers.append(self.create_timer(p["log_period_sec"], self._log_status))
-        self._channel.stamps.reset()
-        self._channel.slot.reopen()
+        self._scheduler.reopen()
         self._worker = threading.Thread(target=self._work, name="sgdepth-inference", daemon=True)
         self._worker.start()
-        topics = [pub.topic_name for pub in [*self._pubs.values(), *self._relative_pubs.values()]]
-        self.get_logger().info(f"active: {image_sub.topic_name} → {', '.join(topics)}")
+        for ports in self._ports.values():
+            self.get_logger().info(f"active: {ports.image_sub.topic_name} → {', '.join(ports.topic_names())}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -254,111 +283,110 @@ class SGDepthNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.predictor = None
-        self._stop_tf()
-        self._channel.scale = None
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_io()
-        self.predictor = None
-        self._stop_tf()
-        self._channel.scale = None
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def _release(self) -> None:
+        """Undo configure: the predictor, the TF listener, the cameras' scales."""
+        self.predictor = None
+        self._stop_tf()
+        for channel in self._channels.values():
+            channel.scale = channel.scale_source = None
+
     def _stop_io(self) -> None:
-        """Stop the worker (after its current frame) and remove what activate created."""
-        self._channel.slot.close()
+        """Stop the worker (after its current batch) and remove what activate created."""
+        self._scheduler.close()
         if self._worker is not None:
             self._worker.join(timeout=30)
             self._worker = None
         for timer in self._timers:
             self.destroy_timer(timer)
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        for pub in [*self._pubs.values(), *self._relative_pubs.values(), *self._other_pubs]:
-            self.destroy_publisher(pub)
-        self._timers, self._subs, self._pubs, self._other_pubs, self._info_sub = [], [], {}, [], None
-        self._relative_pubs = {}
-        self._channel.camera_infos.clear()
+        for ports in self._ports.values():
+            ports.destroy(self)
+        if self._diag_pub is not None:
+            self.destroy_publisher(self._diag_pub)
+        self._timers, self._ports, self._diag_pub = [], {}, None
+        for channel in self._channels.values():
+            channel.camera_infos.clear()
 
     # ---- executor thread: cheap checks only ----------------------------------------------------
-    def _on_image(self, msg) -> None:
-        self.stats.received()
-        frame = self._channel.admit(msg)
+    def _on_image(self, camera: str, msg) -> None:
+        channel = self._channels[camera]
+        channel.stats.received()
+        frame = channel.admit(msg)
         if frame is None:
             return
-        if not self._wanted():
-            self.stats.idle()
+        ports = self._ports.get(camera)
+        if ports is None or not ports.wanted(channel.param):
+            channel.stats.idle()
             return
-        if self._channel.slot.put(frame) is not None:
-            self.stats.dropped()
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._channel.add_camera_info(msg)
-
-    def _reject(self, kind: str, message: str) -> None:
-        self.stats.error(kind)
-        self._report(kind, message)
-
-    def _wanted(self) -> set[str]:
-        """Outputs that are switched on and have at least one subscriber (on either of their topics, for depth and
-        points while the scale is measured)."""
-        return {key for key, pub in self._pubs.items()
-                if self._param(TOGGLES[key]) and (pub.get_subscription_count() > 0 or (
-                    key in self._relative_pubs and self._relative_pubs[key].get_subscription_count() > 0))}
+        if self._scheduler.put(camera, frame) is not None:
+            channel.stats.dropped()
 
     # ---- worker thread ---------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            frame = self._channel.slot.take()
-            if frame is None:
-                return  # slot closed: deactivating
+            batch = self._scheduler.take(self._batch_size)
+            if not batch:
+                return  # scheduler closed: deactivating
             try:
-                self._process(frame)
-            except Exception as error:  # never let one frame end the worker
-                self._reject("internal_error", f"{type(error).__name__}: {error}")
+                self._process(batch)
+            except Exception as error:  # never let one batch end the worker
+                for camera, _ in batch:
+                    self._channels[camera].reject("internal_error", f"{type(error).__name__}: {error}")
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, batch: list) -> None:
+        """Run one batch (camera, frame) and publish each camera's outputs on its own topics."""
         started = time.perf_counter()
-        wanted = self._wanted()
-        if not wanted:
-            self.stats.idle()
-            return
-        out = self._channel.process(frame, wanted, self.predictor)
-        if out is None:
-            return
-        for key, msg in out.messages:
-            if key == "scale" and key not in self._pubs:
+        jobs = []
+        for camera, frame in batch:
+            channel = self._channels[camera]
+            wanted = self._ports[camera].wanted(channel.param)
+            if wanted:
+                jobs.append((channel, frame, wanted))
+            else:
+                channel.stats.idle()
+        results = process_frames(jobs, self.predictor, self._param("output_resolution"))
+        for (channel, frame, _), out in zip(jobs, results):
+            if out is None:
                 continue
-            relative = key in self._relative_pubs and not out.metric
-            (self._relative_pubs if relative else self._pubs)[key].publish(msg)
-        latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6 if frame.stamped else None
-        self.stats.processed(latency_ms, out.timings, (time.perf_counter() - started) * 1e3)
+            self._ports[channel.name].publish(out.messages, out.metric)
+            latency_ms = (self.get_clock().now().nanoseconds - frame.stamp_ns) / 1e6 if frame.stamped else None
+            channel.stats.processed(latency_ms, out.timings, (time.perf_counter() - started) * 1e3)
 
     # ---- diagnostics -----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        snap = self.stats.snapshot()
-        previous, self._last_diag = self._last_diag, snap
-        level, summary = diagnostic_level(snap, previous, self._param("warn_input_output_ratio"))
         device = str(self.predictor.device) if self.predictor is not None else "unconfigured"
-        extra = self._channel.scale.diagnostics() if self._channel.scale is not None else None
-        if extra is not None and extra["scale/metric"] == "false":
-            summary += f"; depth relative (no camera-height scale yet: {extra.get('scale/relative_because', '')})"
-        self._diag_pub.publish(messages.diagnostics_message(
-            snap, self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: sgdepth inference", device,
-            level, summary, extra))
+        stamp, node = self.get_clock().now().to_msg(), self.get_fully_qualified_name()
+        statuses = []
+        for name, channel in self._channels.items():
+            snap = channel.stats.snapshot()
+            previous, self._last_diag[name] = self._last_diag.get(name), snap
+            level, summary = diagnostic_level(snap, previous, self._param("warn_input_output_ratio"))
+            extra = channel.scale.diagnostics() if channel.scale is not None else None
+            if extra is not None and extra["scale/metric"] == "false":
+                summary += f"; depth relative (no camera-height scale yet: {extra.get('scale/relative_because', '')})"
+            statuses.append(messages.diagnostics_status(
+                snap, f"{node}/{name}: sgdepth inference" if name else f"{node}: sgdepth inference", device, level,
+                summary, extra))
+        self._diag_pub.publish(messages.diagnostics_array(statuses, stamp))
 
     def _log_status(self) -> None:
-        s = self.stats.snapshot()
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
-        timing = (f"latency p50 {s['latency_p50_ms']:.0f} p95 {s['latency_p95_ms']:.0f} ms, predict "
-                  f"{s['predict_p50_ms']:.0f} ms (network {s['forward_p50_ms']:.0f} ms)"
-                  if s["frames_processed"] else "no frame processed yet")
-        idle = f", idle {s['frames_idle']} (no subscriber)" if s["frames_idle"] else ""
-        self.get_logger().info(
-            f"in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, {timing}, "
-            f"dropped {s['frames_dropped']}{idle}, errors: {errors}{self._channel.scale_status()}")
+        for name, channel in self._channels.items():
+            s = channel.stats.snapshot()
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(s["errors"].items())) or "none"
+            timing = (f"latency p50 {s['latency_p50_ms']:.0f} p95 {s['latency_p95_ms']:.0f} ms, predict "
+                      f"{s['predict_p50_ms']:.0f} ms (network {s['forward_p50_ms']:.0f} ms)"
+                      if s["frames_processed"] else "no frame processed yet")
+            idle = f", idle {s['frames_idle']} (no subscriber)" if s["frames_idle"] else ""
+            self.get_logger().info(
+                f"{name + ': ' if name else ''}in {s['input_rate_hz']:.1f} Hz, out {s['output_rate_hz']:.1f} Hz, "
+                f"{timing}, dropped {s['frames_dropped']}{idle}, errors: {errors}{channel.scale_status()}")
 
 
 def _interrupt(signum, frame) -> None:

@@ -68,9 +68,9 @@ def render(prediction: Prediction, wanted: set[str], settings: RenderSettings,
 
 
 def warm_up(predictor: Predictor, output_resolution: str, settings: RenderSettings,
-            task_sets: Iterable[tuple[str, ...]] | None = None) -> float:
-    """Run the predictor once per task set and render every output, on a grey image of the network input
-    size; returns the elapsed milliseconds.
+            task_sets: Iterable[tuple[str, ...]] | None = None, batch: int = 1) -> float:
+    """Run the predictor once per task set on ``batch`` grey images of the network input size (the batch the caller
+    will run: one per camera on a GPU) and render every output once; returns the elapsed milliseconds.
 
     The node calls this at configure so that the first camera frame runs at steady-state speed: the
     backends do much of their work on the first call of a graph (OpenVINO converts and compiles one graph
@@ -87,6 +87,6 @@ def warm_up(predictor: Predictor, output_resolution: str, settings: RenderSettin
     geometry = check_geometry(width, height, [f, 0.0, width / 2, 0.0, f, height / 2, 0.0, 0.0, 1.0], [0.0] * 12)
     start = time.perf_counter()
     for tasks in (list(task_sets) if task_sets is not None else [None]):
-        prediction = predictor.predict(rgb, output_resolution=output_resolution, tasks=tasks)
-        render(prediction, set(OUTPUT_KEYS), settings, geometry)
+        predictions = predictor.predict_batch([rgb] * batch, output_resolution=output_resolution, tasks=tasks)
+        render(predictions[0], set(OUTPUT_KEYS), settings, geometry)
     return (time.perf_counter() - start) * 1e3

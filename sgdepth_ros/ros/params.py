@@ -3,6 +3,9 @@
 The node declares each with a ParameterDescriptor built from this table and runs
 :func:`validate` on start-up values and on every run-time change, so a bad value is rejected
 with its valid range. ``config/sgdepth.yaml`` holds the same defaults (a test keeps them equal).
+
+Several cameras: ``cameras`` names them; each camera ``<name>`` may override the parameters in
+:data:`PER_CAMERA` as ``<name>.<parameter>`` (default: the node-wide value), see :func:`camera_values`.
 """
 from __future__ import annotations
 
@@ -38,7 +41,17 @@ class Param:
 
 
 RELIABILITIES = ("best_effort", "reliable")
+CAMERA_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+MAX_CAMERAS = 16
+PER_CAMERA = ("input_transport", "camera_height", "scale_factor")  # a camera may override these as <camera>.<name>
 PARAMS = (
+    # cameras: fixed once started
+    Param("cameras", (), "names of the cameras this node serves with one model: camera <name> reads <name>/image "
+          "(or <name>/image/compressed) and <name>/camera_info and publishes under <name>/; may override "
+          "input_transport, camera_height and scale_factor as <name>.<parameter>; empty = one camera on image, "
+          "camera_info and unprefixed outputs", pattern=CAMERA_NAME, read_only=True),
+    Param("batch_size", 0, "most frames (of different cameras) run in one forward pass; 0 = auto: every camera on "
+          "CUDA, 1 on the CPU (where batching measured no faster)", 0, MAX_CAMERAS, read_only=True),
     # model and device: fixed once configured
     Param("model_path", "", "SGDepth checkpoint: our .safetensors or a released SGDepth model.pth", read_only=True),
     Param("device", "auto", "auto (CUDA when available, else CPU with a warning), cpu, cuda or cuda:N",
@@ -124,8 +137,14 @@ PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 def validate(name: str, value: Any) -> str | None:
     """None when ``value`` is acceptable for parameter ``name``, else the reason with the valid range."""
     spec = PARAMS_BY_NAME.get(name)
+    camera, _, base = name.rpartition(".")
+    if spec is None and camera and base in PER_CAMERA:  # <camera>.<parameter>: the parameter's own rules
+        reason = validate(base, value)
+        return reason.replace(base, name, 1) if reason else None
     if spec is None:
         return None  # parameters the node does not own (use_sim_time, …) are rclpy's business
+    if name == "cameras":
+        return _validate_cameras(value)
     expected = type(spec.default)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -145,8 +164,41 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
+def _validate_cameras(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return f"cameras must be a list of names, got {value!r}"
+    bad = [v for v in value if not re.match(CAMERA_NAME, v)]
+    if bad:
+        return f"cameras: {', '.join(map(repr, bad))} not valid: each name must match {CAMERA_NAME}"
+    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    if repeated:
+        return f"cameras: {', '.join(repeated)} named more than once"
+    if len(value) > MAX_CAMERAS:
+        return f"cameras: {len(value)} named, at most {MAX_CAMERAS}"
+    return None
+
+
+def camera_values(values: dict[str, Any], camera: str) -> dict[str, Any]:
+    """The parameter values camera ``camera`` runs with: the node-wide ``values`` with the camera's own
+    ``<camera>.<parameter>`` entries (when ``values`` holds them) for the :data:`PER_CAMERA` ones; "" = the unnamed
+    single camera (the node-wide values)."""
+    if not camera:
+        return dict(values)
+    own = {name: values[f"{camera}.{name}"] for name in PER_CAMERA if f"{camera}.{name}" in values}
+    return values | own
+
+
 def validate_together(values: dict[str, Any]) -> str | None:
-    """Checks that involve several parameters (after each one is valid on its own)."""
+    """Checks that involve several parameters (after each one is valid on its own), for each camera with its own
+    values (:func:`camera_values`)."""
+    for camera in values.get("cameras") or [""]:
+        reason = _validate_camera(camera_values(values, camera))
+        if reason:
+            return f"camera {camera}: {reason}" if camera else reason
+    return None
+
+
+def _validate_camera(values: dict[str, Any]) -> str | None:
     lo, hi = values.get("depth_color_min", 0.0), values.get("depth_color_max", 0.0)
     if lo > 0 and hi > 0 and lo >= hi:
         return f"depth_color_min ({lo:g}) must be below depth_color_max ({hi:g})"
