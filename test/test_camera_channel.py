@@ -89,3 +89,26 @@ def test_a_frame_without_camera_info_publishes_no_depth_info():
     bad.data = bytes(10)
     assert _process(channel, Frame(bad, 6 * 10 ** 9), {"depth"}, _Predictor()) is None
     assert sum(_errors(channel).values()) == 1
+
+
+def test_a_batch_runs_every_camera_in_one_prediction_and_isolates_a_broken_frame():
+    """Three cameras in one batch: one forward pass for the decodable frames with the union of their tasks, each
+    output at its own camera's size; the broken frame is rejected on its own camera only."""
+    front, _ = _channel(name="front")
+    left, _ = _channel(name="left")
+    rear, _ = _channel(name="rear")
+    small = Image(height=16, width=24, encoding="rgb8", step=24 * 3, data=bytes(16 * 24 * 3))
+    small.header.stamp.sec = 7
+    broken = _image(7)
+    broken.data = bytes(10)
+    predictor = _Predictor()
+    outs = process_frames([(front, Frame(_image(7), 7 * 10 ** 9), {"depth"}),
+                           (left, Frame(broken, 7 * 10 ** 9), {"semantic"}),
+                           (rear, Frame(small, 7 * 10 ** 9), {"semantic"})], predictor, "input")
+    assert predictor.batches == [[(32, 64, 3), (16, 24, 3)]]  # one call, the two decodable frames
+    assert predictor.tasks == [("depth", "segmentation")]  # the union: front wants depth, rear labels
+    assert [key for key, _ in outs[0].messages] == ["depth"] and outs[1] is None
+    assert [key for key, _ in outs[2].messages] == ["semantic"]
+    assert (outs[2].messages[0][1].width, outs[2].messages[0][1].height) == (24, 16)
+    assert _errors(front) == _errors(rear) == {} and _errors(left) == {"short_data": 1}
+    assert front.prefix == "front/" and _channel()[0].prefix == ""

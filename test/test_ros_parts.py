@@ -148,3 +148,21 @@ def test_render_computes_only_what_is_wanted():
     cloud = unpack_points(data)
     assert set(cloud["label"]) <= set(range(19))
     assert "points" not in render(pred, {"points"}, settings, None)  # no camera_info, no cloud
+
+
+def test_camera_parameters_are_validated_with_the_camera_named():
+    from sgdepth_ros.ros.params import camera_values
+
+    assert validate("cameras", ["front", "left"]) is None
+    assert "named more than once" in validate("cameras", ["front", "front"])
+    assert "must match" in validate("cameras", ["front/left"])
+    assert "list of names" in validate("cameras", "front")
+    assert "at most 16" in validate("cameras", [f"c{i}" for i in range(17)])
+    assert "front.input_transport" in validate("front.input_transport", "h264")
+    assert validate("front.camera_height", 1.5) is None
+    values = {p.name: p.default for p in PARAMS} | {"cameras": ["front", "rear"], "scale_mode": "camera_height",
+                                                    "front.camera_height": 1.6, "rear.camera_height": 0.0}
+    assert camera_values(values, "front")["camera_height"] == 1.6
+    assert validate_together(values).startswith("camera rear: ")  # rear has no height source
+    values["rear.camera_height"] = 1.2
+    assert validate_together(values) is None

@@ -28,9 +28,12 @@ TOPIC_TYPES = {"depth": Image, "depth/relative": Image, "depth/camera_info": Cam
 class Probe(Node):
     def __init__(self, outputs: list[str], name: str = "sgdepth_probe", namespace: str = "",
                  input_reliability: str = "reliable", compressed: bool = False, image_topic: str | None = None,
-                 info_topic: str = "camera_info", context=None, input_depth: int = 10):
+                 info_topic: str = "camera_info", context=None, input_depth: int = 10, status: str | None = None):
         """``input_depth``: history depth of the image and camera_info publishers (with reliable QoS, a burst of up
-        to that many frames reaches a reader whose own depth is as large without any being overwritten)."""
+        to that many frames reaches a reader whose own depth is as large without any being overwritten).
+        ``status``: the name of the /diagnostics status to read (default: the sgdepth node in this namespace's; a
+        camera of a multi-camera node: "/<node namespace>/sgdepth/<camera>: sgdepth inference")."""
+        self._status_name = status
         super().__init__(name, namespace=namespace, context=context)  # context None: rclpy's default one
         policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=input_depth, reliability=policy)
@@ -87,6 +90,6 @@ class Probe(Node):
 
     def diagnostics_history(self, node: str = "sgdepth") -> list[dict]:
         """The key/values of every /diagnostics status of the sgdepth node in this probe's namespace, oldest first."""
-        prefix = f"{self.get_namespace().rstrip('/')}/{node}: "
+        prefix = self._status_name or f"{self.get_namespace().rstrip('/')}/{node}: "
         return [{kv.key: kv.value for kv in status.values} for _, msg in self.messages["/diagnostics"]
                 for status in msg.status if status.name.startswith(prefix)]
