@@ -1,4 +1,9 @@
-"""``sgdepth-ros synth``: render synthetic drives with exact ground truth as KITTI raw, Cityscapes and rosbag2."""
+"""``sgdepth-ros synth``: render synthetic drives with exact ground truth as KITTI raw, Cityscapes and rosbag2.
+
+``--rig front,left,right,rear`` (built-in cameras) or ``--rig rig.yaml`` (a rig file, format in
+sgdepth_training.synth.rig) renders every camera of a rig per frame: ``<out>/rig/<cam>/`` is a KITTI raw root per
+camera, ``<out>/bags/<drive>/`` one bag with ``/<cam>/…`` topics, ``<out>/rig/rig.yaml`` the rig.
+"""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +29,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian sensor noise σ in [0,1] units (off: 0)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default: min(2, CPUs))")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier synth output in --out")
+    p.add_argument("--rig", default=None,
+                   help="render a camera rig: a comma list of built-in cameras (front, left, right, rear; front = "
+                        "the KITTI camera at --width x --height, the others scale with it) or a rig .yaml file "
+                        "(per camera: name, width, height, fx[, fy, cx, cy] or hfov_deg, xyz in base_link, rpy_deg; "
+                        "--width/--height unused). KITTI goes to <out>/rig/<cam>/ (one KITTI raw root per camera), "
+                        "the bag gets /<cam>/image_raw, /<cam>/camera_info, /<cam>/ground_truth/{depth,semantic} "
+                        "and tf for every camera. Cityscapes images stay the front mount's, with the Cityscapes "
+                        "camera. Without --rig: one camera, as always")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -34,7 +47,8 @@ def config_from_args(args: argparse.Namespace):
                          width=args.width, height=args.height, cityscapes_width=args.cityscapes_size[0],
                          cityscapes_height=args.cityscapes_size[1], cityscapes_every=args.cityscapes_every,
                          bag_storage=args.bag_storage, bag_image=args.bag_image,
-                         exposure_jitter=args.exposure_jitter, noise_sigma=args.noise, overwrite=args.overwrite)
+                         exposure_jitter=args.exposure_jitter, noise_sigma=args.noise, overwrite=args.overwrite,
+                         rig=args.rig)
     if args.workers is not None:
         config.workers = args.workers
     return config
@@ -51,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     manifest = generate(config)
     c = manifest["counts"]
-    print(f"wrote {args.out}: {c['kitti_frames']} KITTI frames ({manifest['splits']}), "
+    rig = f" for {len(manifest['rig'])} cameras ({', '.join(r['name'] for r in manifest['rig'])})" \
+        if "rig" in manifest else ""
+    print(f"wrote {args.out}: {c['kitti_frames']} KITTI frames{rig} ({manifest['splits']}), "
           f"{c['cityscapes_train']}+{c['cityscapes_val']} Cityscapes train+val, {c['bag_messages']} bag messages "
           f"in {manifest['seconds']} s")
     return 0

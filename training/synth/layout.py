@@ -2,7 +2,9 @@
 
 ``<out>/kitti/<date>/<date>_drive_<NNNN>_sync/…`` (KITTI raw), ``<out>/kitti/splits/synthetic/*_files.txt``
 (monodepth2 format), ``<out>/cityscapes/{leftImg8bit,gtFine}/{train,val}/<city>/…``, ``<out>/bags/<drive>/``
-(rosbag2) and ``<out>/synth.json`` (what was made, with which settings).
+(rosbag2) and ``<out>/synth.json`` (what was made, with which settings). With a camera rig (``--rig``):
+``<out>/rig/<cam>/`` instead of ``<out>/kitti`` (the same KITTI raw layout, one root per camera) and
+``<out>/rig/rig.yaml`` (the rig).
 """
 from __future__ import annotations
 

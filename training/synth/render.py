@@ -5,7 +5,8 @@ also built once: every frame, the rays inside the actor's image rectangle are mo
 (no per-frame BVH builds). Each pixel casts one ray from the camera centre with direction
 R·((u − cx)/fx, (v − cy)/fy, 1), so Embree's hit distance is the z-depth exactly. Colour is albedo (trilinear texture
 lookup by surface coordinates × per-object tint, road markings box-filtered) × Lambert shading with a fixed sun; the
-sky is a gradient by elevation and has no depth (NaN).
+sky is a gradient by elevation and has no depth (NaN). The cameras of a rig share one SceneGeometry (atlas, meshes,
+Embree scenes) and differ by their mount on the ego car (rig.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from embreex.mesh_construction import TriangleMesh
 from . import materials
 from .camera import Camera
 from .meshes import Mesh, concatenate
-from .world import FPS, World
+from .world import FPS, StaticPart, World
 
 SKY_LABEL = 23
 AMBIENT, DIFFUSE = 0.5, 0.6
@@ -70,9 +71,9 @@ class _Geometry:
         return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def _static_geometry(world: World) -> _Geometry:
-    mesh = concatenate([p.mesh for p in world.static])
-    tint = np.concatenate([np.repeat(p.tint[None], len(p.mesh.faces), 0) for p in world.static]).astype(np.float32)
+def _static_geometry(parts: list[StaticPart]) -> _Geometry:
+    mesh = concatenate([p.mesh for p in parts])
+    tint = np.concatenate([np.repeat(p.tint[None], len(p.mesh.faces), 0) for p in parts]).astype(np.float32)
     n = len(mesh.faces)
     return _Geometry(mesh, tint, np.zeros(n, np.uint16), np.full(n, -1, np.int32))
 
@@ -95,13 +96,19 @@ def _embree_scene(triangles: np.ndarray):
     return scene
 
 
-class Renderer:
-    """Renders frames of ``world`` as seen by ``camera``; ``threads`` Embree calls run in parallel (GIL released)."""
+class SceneGeometry:
+    """The camera-independent half of rendering a World: texture atlas, geometry and Embree scenes (built once,
+    shared by the Renderers of several cameras).
 
-    def __init__(self, world: World, camera: Camera, atlas: materials.TextureAtlas | None = None, threads: int = 2):
-        self.world, self.camera = world, camera
+    ``extra``: static parts kept in a scene of their own (the rig's ``world.scenery_behind``): rays are cast into it
+    only where its triangles project into the image, and its hits replace the world's only where strictly closer,
+    so a camera that does not see it renders exactly as without it.
+    """
+
+    def __init__(self, world: World, atlas: materials.TextureAtlas | None = None,
+                 extra: list[StaticPart] | None = None):
         self.atlas = atlas if atlas is not None else materials.build_atlas(np.random.default_rng([world.seed, 7]))
-        self.static = _static_geometry(world)
+        self.static = _static_geometry(world.static)
         self.actors = _actor_geometry(world)
         self.static_scene = _embree_scene(self.static.mesh.triangles)
         self.static_normals = _Geometry.unit_normals(self.static.mesh.triangles)
@@ -110,9 +117,35 @@ class Renderer:
             self.actor_radius = [float(np.linalg.norm(a.mesh.vertices, axis=1).max()) for a in world.actors]
             self.actor_scenes = [_embree_scene(a.mesh.triangles) for a in world.actors]
             self.actor_local_normals = _Geometry.unit_normals(self.actors.mesh.triangles)
+        self.extra = _static_geometry(extra) if extra else None
+        if self.extra is not None:
+            self.extra_scene = _embree_scene(self.extra.mesh.triangles)
+            self.extra_normals = _Geometry.unit_normals(self.extra.mesh.triangles)
+
+
+class Renderer:
+    """Renders frames of ``world`` as seen by ``camera``; ``threads`` Embree calls run in parallel (GIL released).
+
+    ``mount``: 4×4 pose of this camera's optical frame in the world's ego camera's optical frame (a rig camera,
+    rig.RigCamera.mount); None = the ego camera itself. ``geometry``: a SceneGeometry of ``world`` to share (built
+    here when None, with ``atlas``).
+    """
+
+    def __init__(self, world: World, camera: Camera, atlas: materials.TextureAtlas | None = None, threads: int = 2,
+                 mount: np.ndarray | None = None, geometry: SceneGeometry | None = None):
+        self.world, self.camera, self.mount = world, camera, mount
+        g = geometry if geometry is not None else SceneGeometry(world, atlas)
+        self.atlas, self.static, self.actors = g.atlas, g.static, g.actors
+        self.static_scene, self.static_normals = g.static_scene, g.static_normals
+        if self.actors is not None:
+            self.actor_faces, self.actor_radius = g.actor_faces, g.actor_radius
+            self.actor_scenes, self.actor_local_normals = g.actor_scenes, g.actor_local_normals
+        self.extra = g.extra
+        if self.extra is not None:
+            self.extra_scene, self.extra_normals = g.extra_scene, g.extra_normals
         self.dirs_cam = camera.ray_directions()
         self.origins = np.empty_like(self.dirs_cam)
-        self.drive_origin = np.linalg.inv(world.camera_pose(0.0))  # town frame → first camera's frame
+        self.drive_origin = np.linalg.inv(self.camera_pose(0.0))  # town frame → first camera's frame
         self.dir_length = np.linalg.norm(self.dirs_cam, axis=1).astype(np.float32)  # [H·W]
         self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
         self.threads = threads
@@ -124,10 +157,15 @@ class Renderer:
     def _cast(self, scene, origins: np.ndarray, dirs: np.ndarray) -> dict:
         if self.pool is None:
             return scene.run(origins, dirs, output=1)
-        chunks = np.array_split(np.arange(len(dirs)), self.threads)
+        chunks = [c for c in np.array_split(np.arange(len(dirs)), self.threads) if len(c)]
         parts = list(self.pool.map(lambda c: scene.run(origins[c[0]:c[-1] + 1], dirs[c[0]:c[-1] + 1], output=1),
                                    chunks))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def camera_pose(self, t: float) -> np.ndarray:
+        """4×4 camera-to-town pose of this camera at time t (s)."""
+        pose = self.world.camera_pose(t)
+        return pose if self.mount is None else pose @ self.mount
 
     def actor_poses(self, t: float) -> dict[int, np.ndarray]:
         """Every actor's 4×4 object-to-world pose at time t (s), by instance id."""
@@ -151,7 +189,7 @@ class Renderer:
         (in [0,1] units) from ``rng``."""
         cam = self.camera
         t = index / FPS
-        pose = self.world.camera_pose(t)
+        pose = self.camera_pose(t)
         dirs = np.ascontiguousarray(self.dirs_cam @ pose[:3, :3].T.astype(np.float32))
         origins = self.origins
         origins[:] = pose[:3, 3]
@@ -160,6 +198,18 @@ class Renderer:
         which = np.zeros(len(dirs), np.int8)
         object_poses: dict[int, np.ndarray] = {}
         normals = [self.static_normals]
+        if self.extra is not None:
+            rays = self._screen_box_rays(self.extra.mesh.triangles, pose)
+            if len(rays):
+                more = self._cast(self.extra_scene, origins[rays], dirs[rays])
+                best = np.where(hit["primID"][rays] >= 0, hit["tfar"][rays], MISS)
+                closer = (more["primID"] >= 0) & (more["tfar"] < best)
+                rays = rays[closer]
+                for key in ("tfar", "primID", "u", "v"):
+                    hit[key][rays] = more[key][closer]
+                which[rays] = len(geometry)
+            geometry.append(self.extra)
+            normals.append(self.extra_normals)
         if self.actors is not None:
             object_poses = self.actor_poses(t)
             actor_normals = np.zeros_like(self.actor_local_normals)
@@ -179,7 +229,7 @@ class Renderer:
                 hit["tfar"][rays] = dyn["tfar"][closer]
                 hit["primID"][rays] = self.actor_faces[i][dyn["primID"][closer]]
                 hit["u"][rays], hit["v"][rays] = dyn["u"][closer], dyn["v"][closer]
-                which[rays] = 1
+                which[rays] = len(geometry)
                 faces = self.actor_faces[i]
                 actor_normals[faces] = self.actor_local_normals[faces] @ R.T
             geometry.append(self.actors)

@@ -14,13 +14,14 @@ from . import actors as A
 from .camera import CAMERA_HEIGHT_M
 from .materials import Material as M
 from .meshes import Mesh, box, concatenate, quad_strip, sphere, upright_cylinder
-from .road import Road, make_road
+from .road import STEP_M, Road, make_road
 
 ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, LIGHT, SIGN, VEGETATION, TERRAIN = 7, 8, 11, 12, 13, 17, 19, 20, 21, 22
 LANE_D, PARKING_D, KERB_D, SIDEWALK_OUT_D, TERRAIN_OUT_D = 1.75, 4.5, 5.5, 8.5, 70.0
 KERB_H = 0.15
 FPS = 10.0
 LOOK_AHEAD_M, LOOK_BEHIND_M = 150.0, 30.0
+BEHIND_EXTRA_M = 120.0  # scenery_behind: rig cameras looking back see as far as the front camera sees ahead
 
 
 @dataclass
@@ -43,6 +44,7 @@ class World:
     actors: list[A.Actor]
     sun: np.ndarray                  # [3] unit vector towards the sun (world frame, y down)
     intersections: list[float] = field(default_factory=list)  # arc lengths of cross streets
+    drive: int = 0
 
     def camera_pose(self, t: float) -> np.ndarray:
         """4×4 camera-to-world pose of the ego camera at time t (s): on the right lane, 1.65 m above the road."""
@@ -190,7 +192,40 @@ def make_world(seed: int, frames: int, drive: int = 0) -> World:
     actors = _make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections)
     azimuth, elevation = rng.uniform(-np.pi, np.pi), rng.uniform(np.radians(30), np.radians(60))
     sun = np.array([np.cos(elevation) * np.sin(azimuth), -np.sin(elevation), np.cos(elevation) * np.cos(azimuth)])
-    return World(seed, road, ego_speed, frames, static, actors, sun, intersections)
+    return World(seed, road, ego_speed, frames, static, actors, sun, intersections, drive)
+
+
+def scenery_behind(world: World, length_m: float = BEHIND_EXTRA_M) -> list[StaticPart]:
+    """Static scenery for the ``length_m`` metres of road behind the world's start (s < −LOOK_BEHIND_M).
+
+    Rear-facing rig cameras look back past the start of ``make_world``'s scenery. This continues it (straight, along
+    the road's first heading) with ground ribbons, kerbs and roadside lots from their own random stream, so the world
+    of ``make_world`` itself, and every image of a camera that does not see this part, stays exactly as without it.
+    Ribbons overlap the world's by 1 m so no crack opens at the seam. No actors live here.
+    """
+    rng = np.random.default_rng([world.seed, world.drive, 3, 3])
+    s1 = -LOOK_BEHIND_M
+    s0 = s1 - length_m
+    road = _extended_back(world.road, s0 - 20)
+    parts = [StaticPart(_ribbon(road, s0, s1 + 1, -KERB_D, KERB_D, 0.0, M.ASPHALT, ROAD), np.ones(3, np.float32))]
+    for side in (-1, 1):
+        lo, hi = sorted((side * KERB_D, side * SIDEWALK_OUT_D))
+        parts.append(StaticPart(_ribbon(road, s0, s1 + 1, lo, hi, -KERB_H, M.SIDEWALK, SIDEWALK), _tint(rng, 0.05)))
+        parts.append(StaticPart(_kerb(road, s0, s1 + 1, side * KERB_D), np.ones(3, np.float32)))
+        lo, hi = sorted((side * SIDEWALK_OUT_D, side * TERRAIN_OUT_D))
+        parts.append(StaticPart(_ribbon(road, s0, s1 + 1, lo, hi, -KERB_H, M.GRASS, TERRAIN), _tint(rng, 0.1)))
+        _roadside(rng, road, side, s0, s1, parts)
+    return parts
+
+
+def _extended_back(road: Road, s_start: float) -> Road:
+    """``road`` continued straight back to ``s_start`` (along its first heading); unchanged where it was defined."""
+    n = max(0, int(np.ceil((road.s_start - s_start) / STEP_M)))
+    back = np.arange(n, 0, -1) * STEP_M
+    psi = road.heading[0]
+    return Road(road.s_start - n * STEP_M, np.concatenate([road.x[0] - np.sin(psi) * back, road.x]),
+                np.concatenate([road.z[0] - np.cos(psi) * back, road.z]),
+                np.concatenate([np.full(n, psi), road.heading]))
 
 
 def _make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections) -> list[A.Actor]:
