@@ -3,11 +3,17 @@
     sgdepth-ros replay drive_bag/ --model model.pth --out replay_out/                  # offline, every frame
     sgdepth-ros replay drive_bag/ --mode live --rate 2 --use-sim-time --out live_out/  # through the node process
     sgdepth-ros replay drive_bag/ --scale-mode camera_height --out height_out/        # metres from the camera height
+    sgdepth-ros replay rig_bag/ --cameras front,left,right,rear --out rig_out/         # several cameras (or: all)
 
 Depth is scored with per-image median scaling, with the fixed scale (``--scale-factor`` or the checkpoint's) and, with
 ``--scale-mode camera_height``, with the scale measured from the camera's height above the road plane
 (``--camera-height``, else the bag's ``/tf_static``: see :mod:`sgdepth_ros.replay.tf_height`); the report then also
 has the per-frame scale estimate, filtered scale, the ground truth's scale and their errors.
+
+Several cameras (``--cameras``, :mod:`sgdepth_ros.replay.rig`): one predictor (offline) or one node process with
+``cameras: [..]`` (live), all cameras' frames in bag-time order; each camera is scored, timed and counted on its own
+(its outputs under ``/sgdepth/<camera>/``), and overall with every frame of every camera pooled
+(:mod:`sgdepth_ros.replay.rig_report` has the report's layout). ``--max-frames`` applies per camera.
 
 Writes into ``--out``: ``<bag>_replay/`` (MCAP bag: the inputs, the ground truth and every node output),
 ``report.json``, ``report.md``, plots and ``preview.png``. Exit 0 on a complete run; 1 when the bag could only be
@@ -48,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier replay's files in --out")
     topics = p.add_argument_group("topics (found by type and name when not given; 'none' switches ground truth off)")
     topics.add_argument("--image", help="camera topic (sensor_msgs/Image or CompressedImage)")
+    topics.add_argument("--cameras", metavar="NAMES", help="several cameras: comma-separated names (front,left) or "
+                        "'all'; camera NAME's topics are found under /NAME/ (image_raw[/compressed], camera_info, "
+                        "ground_truth/depth, ground_truth/semantic); scored per camera and overall")
     topics.add_argument("--camera-info", help="CameraInfo topic")
     topics.add_argument("--depth-gt", help="dense depth ground truth (Image 32FC1 metres or 16UC1 mm)")
     topics.add_argument("--semantic-gt", help="label ground truth (Image mono8, Cityscapes trainIds)")
@@ -149,12 +158,49 @@ def _camera_height(args: argparse.Namespace, image_topic: str) -> tuple[float | 
     return height.height_m, height.describe()
 
 
-def _percentiles(samples: list[float], what: str) -> dict | None:
-    if not samples:
-        return None
-    a = np.asarray(samples, np.float64)
-    return {"what": what, "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
-            "mean": float(a.mean()), "max": float(a.max()), "count": int(a.size), "samples": [float(v) for v in a]}
+def _resolve(args: argparse.Namespace, bag_topics: list) -> dict:
+    """camera name → its topics: ``{None: topics}`` for one camera, one entry per camera with ``--cameras``."""
+    from ..replay.rig import resolve_rig, rig_hint
+    from ..replay.topics import TopicError, resolve_topics
+
+    if args.cameras:
+        given = [f"--{name.replace('_', '-')}" for name in ("image", "camera_info", "depth_gt", "semantic_gt", "lidar",
+                                                            "lidar_transform") if getattr(args, name)]
+        if given:
+            raise ValueError(f"{', '.join(given)} name(s) one camera's topics: with --cameras each camera's topics are "
+                             f"found under /<camera>/ (LiDAR ground truth is single-camera only)")
+        return resolve_rig(bag_topics, args.cameras, bag=args.bag)
+    try:
+        return {None: resolve_topics(bag_topics, image=args.image, camera_info=args.camera_info,
+                                     depth_gt=args.depth_gt, semantic_gt=args.semantic_gt, lidar=args.lidar,
+                                     bag=args.bag)}
+    except TopicError as error:
+        hint = "" if args.image else rig_hint(bag_topics)
+        raise TopicError(f"{error}\n{hint}" if hint else str(error)) from None
+
+
+def _camera_checks(args: argparse.Namespace, bag_topics: list, rig: dict) -> dict:
+    """camera → (its image topic's BagTopic, camera height or None, where the height came from); raises ValueError
+    for a camera without images, or without what scale_mode camera_height needs."""
+    from ..replay.topics import describe
+
+    by_name = {t.name: t for t in bag_topics}
+    checked = {}
+    for name, topics in rig.items():
+        label = (lambda text: f"camera {name}: {text}") if name else (lambda text: text)
+        image = by_name[topics.image]
+        if image.count == 0:
+            raise ValueError(label(f"{args.bag}: the image topic {topics.image} has no messages: nothing to replay. "
+                                   f"The bag has:\n{describe(bag_topics)}"))
+        try:
+            height, source = _camera_height(args, topics.image)
+        except ValueError as error:
+            raise ValueError(label(str(error))) from None
+        if height is not None and not topics.camera_info:
+            raise ValueError(label(f"--scale-mode camera_height needs the camera's intrinsics: {args.bag} has no "
+                                   f"CameraInfo topic for {topics.image} (name one with --camera-info)"))
+        checked[name] = (image, height, source)
+    return checked
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,15 +209,15 @@ def run(args: argparse.Namespace) -> int:
     from ..bag import BagWriter
     from ..default_model import default_model_path
     from ..model import read_metadata
-    from ..scale import CameraHeightScale, resolve_scale
-    from .helpers import machine_description
+    from ..scale import resolve_scale
+    from ..replay.channel import Channel, output_table
     from ..replay.evaluate import EvalSettings, ReplayEvaluator
     from ..replay.frames import FrameReader
     from ..replay.lidar import parse_transform
     from ..replay.recorder import FrameRecorder
-    from ..replay.report import write_report
-    from ..replay.topics import COMPRESSED, TopicError, describe, list_topics, resolve_topics
-    from ..ros.messages import output_topics
+    from ..replay.rig import merged_frames
+    from ..replay.runner import run_live_channels, run_offline_channels
+    from ..replay.topics import COMPRESSED, TopicError, list_topics
 
     if args.previews < 0:
         return _fail(f"--previews must be ≥ 0, got {args.previews}")
@@ -185,36 +231,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         node_params = _node_params(args.node_param)
         bag_topics = list_topics(args.bag)
-        topics = resolve_topics(bag_topics, image=args.image, camera_info=args.camera_info,
-                                depth_gt=args.depth_gt, semantic_gt=args.semantic_gt, lidar=args.lidar,
-                                bag=args.bag)
+        rig = _resolve(args, bag_topics)
     except (TopicError, ValueError, FileNotFoundError) as error:
         return _fail(str(error))
     camera_from_lidar = None
-    if topics.lidar:
+    lidar = rig[None].lidar if None in rig else None
+    if lidar:
         if not args.lidar_transform:
-            return _fail(f"LiDAR ground truth {topics.lidar} needs --lidar-transform (camera←lidar); or pass "
-                         f"--lidar none")
+            return _fail(f"LiDAR ground truth {lidar} needs --lidar-transform (camera←lidar); or pass --lidar none")
         try:
             camera_from_lidar = parse_transform(args.lidar_transform)
         except ValueError as error:
             return _fail(str(error))
-        if not topics.camera_info:
+        if not rig[None].camera_info:
             return _fail("LiDAR ground truth needs a CameraInfo topic (--camera-info)")
-    image_topic = next(t for t in bag_topics if t.name == topics.image)
-    image_count = image_topic.count
-    if image_count == 0:
-        return _fail(f"{args.bag}: the image topic {topics.image} has no messages: nothing to replay. The bag has:\n"
-                     f"{describe(bag_topics)}")
-    total = min(image_count, args.max_frames or image_count)
     try:
-        camera_height, height_source = _camera_height(args, topics.image)
+        checked = _camera_checks(args, bag_topics, rig)
     except ValueError as error:
         return _fail(str(error))
-    by_height = camera_height is not None
-    if by_height and not topics.camera_info:
-        return _fail(f"--scale-mode camera_height needs the camera's intrinsics: {args.bag} has no CameraInfo "
-                     f"topic for {topics.image} (name one with --camera-info)")
+    by_height = any(height is not None for _, height, _ in checked.values())
 
     # metres per model unit, by the one rule of every entry point (sgdepth_ros.scale, mode auto); None = relative.
     # With camera_height the outputs carry the measured scale and this factor only makes the "fixed" row.
@@ -224,57 +259,49 @@ def run(args: argparse.Namespace) -> int:
                            args.overwrite)
     namespace = "/sgdepth"
 
-    def full_topics(metric: bool) -> dict:
-        keys = output_topics(metric)
-        if not topics.camera_info:
-            keys = {k: v for k, v in keys.items() if k not in ("depth_info", "points")}
-        return {key: (f"{namespace}/{topic}", f"sensor_msgs/msg/{kind.__name__}") for key, (topic, kind) in
-                keys.items()}
+    def eval_settings(height: float | None, source: str | None) -> EvalSettings:
+        return EvalSettings(args.protocol, args.min_depth, args.max_depth, scale, bool(scale) and not by_height,
+                            camera_height_m=height, camera_height_source=source)
 
-    full = full_topics(by_height or bool(scale))
-    relative = full_topics(False) if by_height else None  # frames before the first camera-height scale
-    evaluator = ReplayEvaluator(EvalSettings(args.protocol, args.min_depth, args.max_depth, scale,
-                                             bool(scale) and not by_height, camera_height_m=camera_height,
-                                             camera_height_source=height_source))
-    previews = set(np.linspace(0, total - 1, args.previews).round().astype(int).tolist()) if args.previews else set()
-    reader = FrameReader(args.bag, topics, camera_from_lidar, lidar_tolerance_s=args.lidar_tolerance)
+    pooled = None  # several cameras: the evaluator of all cameras together
+    if None not in rig:
+        pooled = ReplayEvaluator(eval_settings(None, "each camera's own (see Cameras)" if by_height else None))
     writer = None if args.no_bag else BagWriter(bag_out, storage=args.bag_storage)
-    recorder = FrameRecorder(evaluator, full, writer, previews,
-                             {"image": topics.image, "camera_info": topics.camera_info}, relative)
+    channels: dict = {}
+    per_camera_previews = max(1, args.previews // len(rig)) if args.previews else 0
+    for name, topics in rig.items():
+        image, height, source = checked[name]
+        total = min(image.count, args.max_frames or image.count)
+        prefix = namespace if name is None else f"{namespace}/{name}"
+        full = output_table(prefix, by_height or bool(scale), bool(topics.camera_info))
+        relative = output_table(prefix, False, bool(topics.camera_info)) if by_height else None  # before a scale
+        evaluator = ReplayEvaluator(eval_settings(height, source))
+        previews = set(np.linspace(0, total - 1, per_camera_previews).round().astype(int).tolist())
+        channels[name] = Channel(
+            name, topics, image.count, image.msgtype == COMPRESSED, height, source, full, relative,
+            FrameReader(args.bag, topics, camera_from_lidar, lidar_tolerance_s=args.lidar_tolerance), evaluator,
+            FrameRecorder(evaluator, full, writer, previews, {"image": topics.image, "camera_info": topics.camera_info},
+                          relative, pooled))
+    streams = {name: islice(c.reader, args.max_frames) if args.max_frames else c.reader
+               for name, c in channels.items()}
+    frames = merged_frames(streams)
     errors: list[str] = []
-    result: dict = {"sent": 0, "latency_ms": [], "wall_s": 0.0}
-    description = ""
-    domain = None  # live: (ROS_DOMAIN_ID, "ROS_DOMAIN_ID" | "free")
-    bar = tqdm(total=total, unit="frame", desc=f"replay {args.mode}", dynamic_ncols=True,
-               disable=not sys.stderr.isatty())
+    results: dict = {}
+    wall_s, description, domain = 0.0, "", None  # domain, live: (ROS_DOMAIN_ID, "ROS_DOMAIN_ID" | "free")
+    bar = tqdm(total=sum(min(c.in_bag, args.max_frames or c.in_bag) for c in channels.values()), unit="frame",
+               desc=f"replay {args.mode}", dynamic_ncols=True, disable=not sys.stderr.isatty())
     try:
-        frames = islice(reader, args.max_frames) if args.max_frames else reader
         if args.mode == "offline":
-            from ..predictor import Predictor
-            from ..replay.offline import run_offline
-
-            predictor = Predictor(model, device=args.device, backend=args.backend, output_resolution="input",
-                                  scale_mode="camera_height" if by_height else "auto",
-                                  scale_factor=None if by_height else scale, camera_height=camera_height)
-            if by_height:  # the same source, labelled with where its height came from
-                predictor.scale = CameraHeightScale(camera_height, source=height_source.split(":")[0])
-            result = run_offline(frames, predictor, recorder, bar)
-            description = predictor.describe()  # after the run: a measured scale says where it ended
+            results, wall_s, description = run_offline_channels(channels, frames, model, args.device, args.backend,
+                                                                scale, bar)
         else:
-            from ..replay.live import LiveReplay, LiveSettings
+            from ..replay.live import LiveSettings
 
-            settings = LiveSettings(str(model.resolve()), args.rate, args.use_sim_time, namespace, bool(scale),
-                                    args.scale_factor, args.device, node_params, args.drain,
-                                    camera_height=camera_height)
-            strip = len(namespace) + 1
-            with LiveReplay(settings, {k: t[strip:] for k, (t, _) in full.items()}, topics.image,
-                            topics.camera_info, compressed=image_topic.msgtype == COMPRESSED,
-                            relative_topics={k: t[strip:] for k, (t, _) in (relative or {}).items()
-                                             if t != full[k][0]}) as live:
-                domain = (live.domain_id, live.domain_source)
-                result = live.play(frames, recorder, bar)
-            description = _node_model_line(live.node_output) or str(model)
-            if not result["node_alive"]:
+            live_settings = LiveSettings(str(model.resolve()), args.rate, args.use_sim_time, namespace,
+                                         bool(scale), args.scale_factor, args.device, node_params, args.drain,
+                                         camera_height=next(iter(channels.values())).camera_height)
+            results, wall_s, description, domain, alive = run_live_channels(channels, frames, live_settings, bar)
+            if not alive:
                 errors.append("sgdepth_node exited during the replay")
     except Exception as error:  # keep what was done: the report says what failed
         errors.append(f"{type(error).__name__}: {error}")
@@ -282,16 +309,36 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         if writer is not None:
             writer.close()
-    errors = reader.errors + errors
-    sent = result.get("sent", recorder.delivered)
-    delivered = recorder.delivered
-    nothing = _nothing_evaluated(sent, delivered, topics.image, image_count, reader)
-    if nothing and not errors:  # with another error, that error is the reason
-        errors.append(nothing)
-    node = result.get("node") or None
-    if node and not args.use_sim_time:  # the node's clock is wall time, the stamps are the bag's
-        node = {k: v for k, v in node.items() if not k.startswith("latency_")}
-        node["latency_note"] = "stamp→publish latency needs --use-sim-time (bag stamps vs wall clock)"
+    summary = _summary(args, model, description, channels, results, wall_s, errors, domain, node_params, scale,
+                       pooled, bag_out)
+    _print_summary(summary, out)
+    return 1 if summary["errors"] else 0
+
+
+def _summary(args: argparse.Namespace, model: Path, description: str, channels: dict, results: dict, wall_s: float,
+             errors: list[str], domain, node_params: dict, scale: float | None, pooled, bag_out: Path) -> dict:
+    """The report (one camera: today's layout; several: the overall sections, ``cameras`` and ``pooling``, see
+    :mod:`sgdepth_ros.replay.rig_report`), written to ``--out``."""
+    from ..replay.channel import camera_summary, node_counters, nothing_evaluated, percentiles, LATENCY_WHAT
+    from ..replay.report import write_report
+    from ..replay.rig_report import POOLING, overall_frames, pooled_sections
+    from .helpers import machine_description
+
+    by_height = any(c.camera_height is not None for c in channels.values())
+    errors = [c.label(e) for c in channels.values() for e in c.reader.errors] + errors
+    failed = bool(errors)  # then that error is the reason a camera evaluated nothing
+    parts = {}
+    for name, c in channels.items():
+        result = results.get(name, {})
+        parts[name] = camera_summary(c, result, args.mode, node_counters(result.get("node"), args.use_sim_time),
+                                     by_height)
+        nothing = nothing_evaluated(c, parts[name]["frames"]["sent"])
+        if nothing and not failed:
+            errors.append(c.label(nothing))
+        parts[name]["per_frame"] = c.recorder.per_frame
+    single = None in channels
+    delivered = sum(c.recorder.delivered for c in channels.values())
+    first = next(iter(channels.values()))
     summary = {
         "bag": str(args.bag), "mode": args.mode, "model": str(model), "model_description": description,
         "command": _command_line(args, model), "machine": machine_description(),
@@ -299,54 +346,46 @@ def run(args: argparse.Namespace) -> int:
         "settings": {"rate": args.rate if args.mode == "live" else None,
                      "use_sim_time": args.use_sim_time if args.mode == "live" else None,
                      "protocol": args.protocol, "min_depth_eval": args.min_depth, "max_depth_eval": args.max_depth,
-                     "scale_factor": scale, "scale_mode": args.scale_mode, "camera_height_m": camera_height,
-                     "camera_height_source": height_source, "output_resolution": "input", "namespace": namespace,
+                     "scale_factor": scale, "scale_mode": args.scale_mode,
+                     "camera_height_m": first.camera_height if single else None,
+                     "camera_height_source": first.height_source if single else None,
+                     "output_resolution": "input", "namespace": "/sgdepth",
                      "node_params": node_params or None,
                      "ros_domain_id": domain[0] if domain else None,
                      "ros_domain_id_source": domain[1] if domain else None},
-        "topics": topics.as_dict(),
-        "frames": {"in_bag": image_count, "sent": sent, "delivered": delivered,
-                   "dropped": sent - delivered, "incomplete": result.get("incomplete"),
-                   "scale_unpaired": result.get("scale_unpaired") if by_height else None,
-                   "dropped_by_node": _int(node, "frames_dropped"),
-                   "lost": (sent - delivered - _int(node, "frames_dropped")) if _int(node, "frames_dropped")
-                   is not None else None,
-                   "evaluated_depth": evaluator.evaluated_depth, "evaluated_semantic": evaluator.evaluated_semantic,
-                   "without_ground_truth": recorder.without_ground_truth,
-                   "unreadable": sum(reader.unreadable.values()), "unreadable_kinds": dict(reader.unreadable)},
-        **evaluator.summary(),
-        "latency_ms": _percentiles(result["latency_ms"], "send → last output arrival, wall clock (live)"
-                                   if args.mode == "live" else "predictor time per frame, in process (offline)"),
-        "latency_depth_ms": _percentiles(result.get("depth_latency_ms", []), "send → depth arrival (live)"),
-        "node": node,
-        "throughput_fps": delivered / result["wall_s"] if result["wall_s"] else 0.0,
-        "wall_s": result["wall_s"],
-        "errors": errors, "complete": not errors,
-        "per_frame": recorder.per_frame,
-        "outputs": {"bag": None if args.no_bag else str(bag_out)},
     }
-    summary["outputs"] = write_report(summary, out, recorder.previews)
-    _print_summary(summary, out)
-    return 1 if errors else 0
-
-
-def _nothing_evaluated(sent: int, delivered: int, image_topic: str, listed: int, reader) -> str | None:
-    """Why no frame was evaluated (an error of the run), or None when some were."""
-    if delivered:
-        return None
-    if sent:
-        return f"the node delivered none of the {sent} frames sent (depth and labels of a frame never both arrived)"
-    unreadable = dict(reader.unreadable)
-    if unreadable:
-        kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(unreadable.items()))
-        return f"no image on {image_topic} could be decoded ({kinds}): 0 frames evaluated"
-    return (f"no message of {image_topic} could be read although the bag's index lists {listed}: its metadata.yaml "
-            f"does not match its storage files ({reader.messages} messages read on the replayed topics)")
+    if single:
+        summary.update({k: v for k, v in parts[None].items() if k != "per_frame"})
+    else:
+        summary["settings"]["cameras"] = list(channels)
+        summary.update({"topics": None, "frames": overall_frames(parts), **pooled_sections(pooled),
+                        "latency_ms": percentiles([v for r in results.values() for v in r.get("latency_ms", [])],
+                                                  LATENCY_WHAT[args.mode]),
+                        "latency_depth_ms": percentiles([v for r in results.values()
+                                                         for v in r.get("depth_latency_ms", [])],
+                                                        "send → depth arrival (live)"),
+                        "node": None})
+    summary.update({"throughput_fps": delivered / wall_s if wall_s else 0.0, "wall_s": wall_s,
+                    "errors": errors, "complete": not errors})
+    if single:
+        summary["per_frame"] = parts[None]["per_frame"]
+    else:
+        summary.update({"pooling": POOLING, "cameras": parts, "per_frame": []})
+    summary["outputs"] = {"bag": None if args.no_bag else str(bag_out)}
+    previews = []
+    for name, c in channels.items():
+        for preview in c.recorder.previews:
+            preview.label = name
+            previews.append(preview)
+    summary["outputs"] = write_report(summary, Path(args.out), previews)
+    return summary
 
 
 def _command_line(args: argparse.Namespace, model: Path) -> str:
     """The replay's main settings as a command line (for the report)."""
     parts = ["sgdepth-ros", "replay", args.bag, "--model", str(model), "--mode", args.mode, "--out", args.out]
+    if args.cameras:
+        parts += ["--cameras", args.cameras]
     if args.mode == "live":
         parts += ["--rate", f"{args.rate:g}"] + (["--use-sim-time"] if args.use_sim_time else [])
     if args.scale_mode != "auto":
@@ -358,33 +397,21 @@ def _command_line(args: argparse.Namespace, model: Path) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _int(node: dict | None, key: str) -> int | None:
-    try:
-        return int(float(node[key])) if node and key in node else None
-    except ValueError:
-        return None
-
-
-def _node_model_line(output: str) -> str:
-    """The node's "model ready: …" description from its log, with its "scale (applied per frame by the node): …"
-    line when it measures the scale itself (its predictor then gives model units)."""
-    parts = []
-    for marker in ("model ready: ", "scale (applied per frame by the node): "):
-        for line in output.splitlines():
-            if marker in line:
-                parts.append(line.split(marker, 1)[1].strip())
-                break
-    return "; scale applied by the node: ".join(parts)
-
-
 def _print_summary(summary: dict, out: Path) -> None:
+    from ..replay.rig_report import console_lines
+
     f = summary["frames"]
-    print(f"replay ({summary['mode']}) of {summary['bag']}: {f['delivered']} of {f['sent']} frames delivered"
-          + (f", {f['dropped']} dropped" if f["dropped"] else ""))
+    cameras = summary.get("cameras")
+    print(f"replay ({summary['mode']}) of {summary['bag']}: " + (f"{len(cameras)} cameras, " if cameras else "")
+          + f"{f['delivered']} of {f['sent']} frames delivered" + (f", {f['dropped']} dropped" if f["dropped"] else ""))
     settings = summary["settings"]
     if settings.get("ros_domain_id") is not None:
         origin = "from ROS_DOMAIN_ID" if settings["ros_domain_id_source"] == "ROS_DOMAIN_ID" else "a free one, picked"
         print(f"  ROS domain {settings['ros_domain_id']} ({origin})")
+    for line in console_lines(summary):
+        print(line)
+    if cameras:
+        print("  overall (all cameras pooled):")
     depth = summary["depth"]
     if depth:
         m = depth["median"]["metrics"]
@@ -396,11 +423,13 @@ def _print_summary(summary: dict, out: Path) -> None:
     height = summary.get("camera_height")
     if height:
         error = height["scale_error"]
-        line = (f"  camera height {height['height_m']:g} m ({height['height_source']}): a scale on "
+        metres = "" if height["height_m"] is None else f" {height['height_m']:g} m"
+        line = (f"  camera height{metres} ({height['height_source']}): a scale on "
                 f"{height['frames_with_scale']} of {height['frames']} frames")
         if error["count"]:
-            line += (f"; scale error median {100 * error['median_abs']:.1f} %, p95 {100 * error['p95_abs']:.1f} %, "
-                     f"jitter {100 * (height['jitter'] or 0):.2f} %")
+            line += f"; scale error median {100 * error['median_abs']:.1f} %, p95 {100 * error['p95_abs']:.1f} %"
+            if not summary.get("cameras"):  # several cameras: each has its own jitter
+                line += f", jitter {100 * (height['jitter'] or 0):.2f} %"
         if height["metrics"]:
             line += f"; AbsRel {height['metrics']['abs_rel']:.3f}"
         print(line)

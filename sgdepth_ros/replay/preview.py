@@ -23,7 +23,8 @@ class PreviewFrame:
     """One frame of the preview strip; every array has the same H×W.
 
     ``depth_pred``: metres or model units (NaN/≤0 invalid); ``depth_gt``: metres, 0/NaN where none (may be
-    sparse LiDAR); ``labels_*``: trainIds, 255 unknown.
+    sparse LiDAR); ``labels_*``: trainIds, 255 unknown; ``label``: the camera's name, written in the image's
+    top-left corner (several cameras).
     """
 
     stamp_ns: int
@@ -32,6 +33,7 @@ class PreviewFrame:
     depth_gt: np.ndarray | None = None
     labels_pred: np.ndarray | None = None
     labels_gt: np.ndarray | None = None
+    label: str | None = None
 
 
 def _panel_size(h: int, w: int) -> tuple[int, int]:
@@ -109,6 +111,8 @@ def _row_panels(frame: PreviewFrame, columns: list[str]) -> dict[str, np.ndarray
         if key in columns and labels is not None:
             panels[key] = colorize_labels(_resize(np.asarray(labels, np.uint8), size, nearest=True))
     _put(panels["rgb"], f"t={frame.stamp_ns / 1e9:.3f}s", (3, size[0] - 5), 0.35)
+    if frame.label:
+        _put(panels["rgb"], frame.label, (3, 14), 0.4)
     return panels
 
 

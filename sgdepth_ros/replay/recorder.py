@@ -28,12 +28,14 @@ class FrameRecorder:
         bag: an open BagWriter for the output bag, or None. preview_indices: frame indices to keep for the preview.
         relative_topics: where a frame's outputs go when its depth is not metric (scale_mode camera_height before
             the first scale: ``depth/relative``, ``points/relative``); keys missing here use ``topics``.
+        pooled: a second evaluator every frame also goes to (several cameras: the one of all cameras together).
     """
 
     def __init__(self, evaluator: ReplayEvaluator, topics: dict[str, tuple[str, str]], bag: BagWriter | None,
                  preview_indices: set[int] = frozenset(), input_topics: dict[str, str] | None = None,
-                 relative_topics: dict[str, tuple[str, str]] | None = None):
+                 relative_topics: dict[str, tuple[str, str]] | None = None, pooled: ReplayEvaluator | None = None):
         self.evaluator, self.topics, self.bag = evaluator, topics, bag
+        self.pooled = pooled
         self.relative_topics = relative_topics or {}
         self.preview_indices = set(preview_indices)
         self.input_topics = input_topics or {}
@@ -72,6 +74,8 @@ class FrameRecorder:
         if latency_ms is not None:
             record["latency_ms"] = latency_ms
         record.update(self.evaluator.add(frame.depth_gt, depth, frame.labels_gt, labels, frame.gt_source, scale))
+        if self.pooled is not None:
+            self.pooled.add(frame.depth_gt, depth, frame.labels_gt, labels, frame.gt_source, scale)
         self.per_frame.append(record)
         if frame.index in self.preview_indices:
             self.previews.append(PreviewFrame(frame.stamp_ns, frame.rgb, depth, frame.depth_gt, labels,

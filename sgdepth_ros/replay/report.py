@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,10 @@ import cv2
 import numpy as np
 
 from ..labels import CLASS_NAMES
+from .cells import DASH as _DASH, cell as _cell, count as _count, fmt as _fmt, num as _num, pct as _pct, \
+    table as _table, to_jsonable
 from .preview import PANEL_HEIGHT, PREVIEW_NAME, TITLE_BAND, PreviewFrame, render_preview
+from .rig_report import cameras_section
 
 __all__ = ["PreviewFrame", "write_report", "format_markdown", "render_preview", "to_jsonable",
            "PANEL_HEIGHT", "TITLE_BAND", "PLOT_NAMES", "SCALE_PLOT_NAME", "PREVIEW_NAME"]
@@ -36,72 +38,11 @@ PLOT_NAMES = {"distance": "error_vs_distance.png", "latency": "latency.png", "io
 SCALE_PLOT_NAME = "camera_height_scale.png"  # only with scale_mode camera_height
 _ALL_PLOTS = {**PLOT_NAMES, "scale": SCALE_PLOT_NAME}
 _DPI = 100
-_DASH = "–"
 _METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 _METRIC_TITLES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "δ<1.25", "δ<1.25²", "δ<1.25³")
 
 
-# --------------------------------------------------------------------------------------------------- JSON
-
-def to_jsonable(value: Any) -> Any:
-    """A deep copy made of JSON types: NaN/inf → None, numpy scalars/arrays → numbers/lists, Path → str."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return str(value)
-
-
 # ----------------------------------------------------------------------------------------------- Markdown
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    f = _num(value)
-    return _DASH if f is None else f"{f:.{digits}f}"
-
-
-def _count(value: Any) -> str:
-    return _DASH if value is None else str(value)
-
-
-def _cell(value: Any, limit: int = 80) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        text = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(", ", ": "))
-    elif value is None:
-        text = _DASH
-    elif isinstance(value, float):
-        text = _DASH if _num(value) is None else f"{value:.6g}"
-    else:
-        text = str(value)
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[:limit - 1] + "…"
-    return text.replace("|", "\\|")
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100.0 * part / whole:.3g} %" if whole else "n/a"
-
 
 def _dropped_line(frames: dict) -> str:
     """"dropped 12 of 40 (30 %)": frames sent that never came back, as a share of those sent."""
@@ -109,12 +50,6 @@ def _dropped_line(frames: dict) -> str:
     if dropped is None or sent is None:
         return f"dropped {_count(dropped)}"
     return f"dropped {dropped} of {sent} ({_pct(dropped, sent)})"
-
-
-def _table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
-    align = align or ["---"] + ["--:"] * (len(header) - 1)
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"] + \
-           ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _link(path: str | None, base: Path | None) -> str | None:
@@ -212,8 +147,11 @@ def _camera_height_section(height: dict | None, outputs: dict, base: Path | None
     """The scale measured from the camera height: where the height came from, errors, jitter (camera_height)."""
     if not height:
         return []
+    source = height.get("height_source") or _DASH
+    where = f"Camera height {_fmt(height['height_m'], 3)} m from {source}." if height.get("height_m") is not None \
+        else f"Camera heights: {source}."  # several cameras
     out = ["## Scale from the camera height", "",
-           f"Camera height {_fmt(height.get('height_m'), 3)} m from {height.get('height_source') or _DASH}. "
+           f"{where} "
            f"{_count(height.get('frames'))} frames: {_count(height.get('frames_with_estimate'))} with an own "
            f"estimate (enough road), {_count(height.get('frames_with_scale'))} with a filtered scale (the others "
            f"stay relative), {_count(height.get('frames_with_ground_truth'))} with depth ground truth.", ""]
@@ -311,6 +249,7 @@ def format_markdown(summary: dict) -> str:
         rows += [[str(k), _cell(v)] for k, v in settings.items()]
         lines += _table(["setting", "value"], rows, ["---", "---"]) + [""]
 
+    lines += cameras_section(summary)  # several cameras: per camera and overall
     lines += _frames_section(summary.get("frames") or {})
     lines += _depth_section(summary.get("depth"), outputs, base, summary.get("camera_height"))
     lines += _camera_height_section(summary.get("camera_height"), outputs, base)
@@ -321,6 +260,8 @@ def format_markdown(summary: dict) -> str:
     lines += ["## Node diagnostics", ""]
     if node:
         lines += _table(["key", "value"], [[_cell(k, 40), _cell(v)] for k, v in node.items()], ["---", "---"])
+    elif summary.get("cameras"):
+        lines += ["per camera: see Cameras"]
     else:
         lines += ["no node diagnostics"]
     lines += [""]

@@ -90,6 +90,11 @@ def describe(topics: list[BagTopic]) -> str:
     return "\n".join(f"  {t.name:<{width}}  {t.msgtype}  ({t.count} messages)" for t in topics)
 
 
+def image_candidates(topics: list[BagTopic]) -> list[str]:
+    """The names of the Image / CompressedImage topics that may be a camera (not ground truth or a model output)."""
+    return [t.name for t in topics if t.msgtype in ROLE_TYPES["image"] and not _NOT_CAMERA.search(t.name)]
+
+
 def resolve_topics(topics: list[BagTopic], *, image: str | None = None, camera_info: str | None = None,
                    depth_gt: str | None = None, semantic_gt: str | None = None, lidar: str | None = None,
                    find_ground_truth: bool = True, bag: str = "bag") -> ReplayTopics:
@@ -116,7 +121,7 @@ def resolve_topics(topics: list[BagTopic], *, image: str | None = None, camera_i
     if image:
         image = named("image", image)
     else:
-        candidates = [t.name for t in of_type(IMAGE, COMPRESSED) if not _NOT_CAMERA.search(t.name)]
+        candidates = image_candidates(topics)
         if len(candidates) != 1:
             found = "none" if not candidates else ", ".join(candidates)
             raise TopicError(f"{bag}: cannot tell which topic is the camera image (candidates: {found}); "
