@@ -36,6 +36,11 @@ setup(
     # synthetic world, bags and training (not needed on the vehicle path): pinned in requirements.txt
     extras_require={
         "fast": ["openvino>=2024.0"],
+        # sgdepth-ros quantize (int8 files; running them needs only openvino)
+        "quantize": ["openvino>=2024.0", "nncf>=2.14"],
+        # export-onnx (the legacy TorchScript exporter needs onnx) and its --check; the tensorrt backend needs onnx
+        # too, and TensorRT itself from the system (JetPack or a TensorRT install): never pulled from here
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
         "train": ["embreex>=4.3", "trimesh>=4.0", "rosbags>=0.10", "tensorboard>=2.14"],
         "replay": ["rosbags>=0.10", "mcap>=1.2", "matplotlib>=3.7"],
         "test": ["pytest>=7"],

@@ -11,9 +11,15 @@ import sys
 COMMANDS = {
     "infer": ("infer", "run a checkpoint on images, a folder or a video; write depth, labels and colour views"),
     "convert": ("convert", "convert a reference SGDepth model.pth to our .safetensors format (with metadata)"),
+    "export-onnx": ("export_onnx", "a checkpoint's inference graph → ONNX (fixed input size, optional dynamic batch; "
+                                   "--check compares it with PyTorch in ONNX Runtime)"),
+    "gpu-check": ("gpu_check", "once on a GPU: CUDA outputs against fp32 CPU, forward/batch/end-to-end and training "
+                               "speed against the targets; writes docs/benchmarks.md (scripts/gpu_check.sh)"),
     "demo": ("demo", "the README main job: draw road images and run the whole inference pipeline on them"),
     "bench": ("bench", "per-stage latency benchmark; writes docs/benchmarks.md"),
     "bench-node": ("bench_node", "sgdepth_node end to end over DDS beside the predictor; writes docs/benchmarks.md"),
+    "bench-rig": ("bench_rig", "several cameras on one node against one node process per camera (rates, latency, "
+                               "memory) and predict_batch against sequential predict; writes docs/benchmarks.md"),
     "replay": ("replay", "accuracy, latency and an output bag of a model on a recorded rosbag2 drive "
                          "(offline, or live through the node)"),
     "synth": ("sgdepth_training.commands.synth",
@@ -22,6 +28,11 @@ COMMANDS = {
               "train SGDepth on KITTI raw + Cityscapes or the synthetic world (presets, resume, DDP, AMP)"),
     "export": ("sgdepth_training.commands.export",
                "a training run → the node's checkpoint (inference weights, metadata, optional metric scale)"),
+    "quantize": ("sgdepth_training.commands.quantize",
+                 "int8 post-training quantisation with NNCF, gated on accuracy against fp32 (OpenVINO, CPU)"),
+    "bench-precision": ("sgdepth_training.commands.bench_precision",
+                        "CPU precisions side by side (PyTorch fp32, OpenVINO fp32/bf16/int8): forward speed "
+                        "interleaved and accuracy against fp32 with the int8 gate; writes docs/benchmarks.md"),
     "bench-train": ("sgdepth_training.commands.bench_train",
                     "training throughput (images/s) of the full SGDepth step; writes docs/benchmarks.md"),
     "bench-synth": ("sgdepth_training.commands.bench_synth",

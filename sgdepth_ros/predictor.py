@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backends import BACKENDS, TASKS, BackendError, OpenVINOBackend, TorchBackend, resolve_device, task_set
+from .backends import (BACKENDS, TASKS, BackendError, OpenVINOBackend, TorchBackend, resolve_device, resolve_optimize,
+                       task_set)
 from .ego_motion import DEFAULT_MAX_GAP_S, EgoMotion
 from .model import CheckpointError, load_checkpoint
 from .model.checkpoint import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, file_sha256
 from .pinhole import rescale_matrix
+from .quantized import is_quantized_file, read_quantized
 from .postprocess import disparity_to_depth, resize_bilinear, resize_labels
 from .preprocess import as_rgb8, normalize, resize_rgb
 from .scale import DEFAULT_SCALE_MODE, ScaleSource, resolve_scale
@@ -64,10 +66,12 @@ class Predictor:
     Args:
         checkpoint_path: our ``.safetensors`` file or a reference SGDepth ``model.pth``.
         device: "auto" (CUDA if available, else CPU with a warning), "cpu", "cuda", "cuda:N".
-        precision: "fp32", or "fp16"/"bf16" on CUDA.
+        precision: "fp32"; "fp16"/"bf16" on CUDA; "bf16" on a CPU with native bf16 (OpenVINO, refused elsewhere);
+            a quantised file (``sgdepth-ros quantize``) runs "int8", OpenVINO on the CPU (asked "fp32" or "int8").
         input_size: network input (width, height), multiples of 32; default from the checkpoint
             metadata (640×192 for the released models).
-        backend: "auto" (OpenVINO on CPU when installed, else PyTorch), "torch", "openvino".
+        backend: "auto" (OpenVINO on CPU when installed, else PyTorch), "torch", "openvino", "tensorrt" (CUDA,
+            fp32/fp16, untested on real hardware here; without the ``tensorrt`` module: PyTorch, with one log line).
         tasks: the tasks a call runs when it does not name its own: a non-empty subset of
             ("depth", "segmentation"). Only the asked decoder tails run.
         output_resolution: "network" (input_size) or "input" (the size of each given image).
@@ -80,6 +84,10 @@ class Predictor:
         threads: CPU threads for the OpenVINO backend (default: its own choice).
         ego_motion: keep the checkpoint's pose net (fp32, on ``device``) for :meth:`relative_pose` and
             :meth:`ego_motion_tracker`; a checkpoint without one is then an error. Off: the pose net is dropped.
+        optimize: PyTorch on CUDA: "none" (eager, the default: no GPU has verified the graphs yet), "auto" (CUDA graphs
+            on CUDA, nothing on the CPU), "graphs" (a CUDA
+            graph per batch shape and task set, replayed), "compile" (torch.compile + graphs; experimental, slow first
+            frames); "graphs"/"compile" are refused on the CPU (see :class:`sgdepth_ros.backends.TorchBackend`).
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "fp32",
@@ -87,7 +95,7 @@ class Predictor:
                  tasks: tuple[str, ...] = TASKS, output_resolution: str = "network",
                  scale_factor: float | None = None, threads: int | None = None,
                  scale_mode: str = DEFAULT_SCALE_MODE, camera_height: float | None = None,
-                 ego_motion: bool = False):
+                 ego_motion: bool = False, optimize: str = "none"):
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {output_resolution!r}")
         if backend not in BACKENDS:
@@ -96,15 +104,18 @@ class Predictor:
         if input_size is not None:
             _check_input_size(input_size)
         self.device = resolve_device(device)
-        model = load_checkpoint(checkpoint_path)
-        if ego_motion and model.pose is None:
-            raise CheckpointError(f"{checkpoint_path}: ego-motion needs the pose network, which this checkpoint "
-                                  "does not hold (inference files drop it); use the released SGDepth model.pth or a "
-                                  "file written with `sgdepth-ros export --keep-pose` / `sgdepth-ros convert "
-                                  "--keep-pose`")
-        if not ego_motion:
-            model.pose = None  # not needed: no memory for it on the device
-        self.metadata = model.metadata  # validated at load (sgdepth_ros.model.checkpoint.validate_metadata)
+        resolve_optimize(optimize, self.device)  # a bad level, or graphs/compile on the CPU, fails before loading
+        model, graphs, self.metadata = _load(checkpoint_path, ego_motion)  # metadata validated at load
+        if graphs is not None:  # a quantised file: int8 graphs for OpenVINO on the CPU, nothing else
+            backend, precision = _quantized_backend(checkpoint_path, backend, self.device, precision)
+            if input_size is not None and tuple(input_size) != (self.metadata["input_size"]["width"],
+                                                                self.metadata["input_size"]["height"]):
+                raise ValueError(f"{checkpoint_path}: a quantised file runs at its own input size "
+                                 f"{self.metadata['input_size']['width']}x{self.metadata['input_size']['height']}; "
+                                 f"quantize the source checkpoint at {input_size[0]}x{input_size[1]} for that size")
+        elif precision == "int8":
+            raise BackendError(f"{checkpoint_path}: precision int8 runs a quantised file: write one with "
+                               "`sgdepth-ros quantize CHECKPOINT -o OUT.safetensors` and load that")
         size = input_size or (self.metadata["input_size"]["width"], self.metadata["input_size"]["height"])
         self.input_size = (int(size[0]), int(size[1]))
         self.min_depth = float(self.metadata["min_depth"])
@@ -114,18 +125,28 @@ class Predictor:
         self.output_resolution = output_resolution
         self.tasks = tasks
         self.trained = bool(self.metadata.get("trained", True))
+        if backend == "tensorrt":
+            backend = _tensorrt_or_torch()
         if backend == "auto":
-            backend = "openvino" if self.device.type == "cpu" and precision == "fp32" and _has_openvino() else "torch"
+            backend = ("openvino" if self.device.type == "cpu" and precision in ("fp32", "bf16") and _has_openvino()
+                       else "torch")
         if backend == "openvino":
             if self.device.type != "cpu":
                 raise BackendError("backend 'openvino' runs on the CPU only; use backend 'torch' for CUDA")
-            if precision != "fp32":
-                raise BackendError("backend 'openvino' runs fp32 only")
+            quantization = self.metadata.get("quantization") or {}
             self.backend = OpenVINOBackend(model, (self.input_size[1], self.input_size[0]),
-                                           weights_key=file_sha256(checkpoint_path), threads=threads)
+                                           weights_key=file_sha256(checkpoint_path), threads=threads,
+                                           precision=precision, graphs=graphs,
+                                           rest_precision=quantization.get("rest_precision", "fp32"))
             self.backend.compiled(tasks)  # the default task set compiles now; others on first use
+        elif backend == "tensorrt":
+            from .tensorrt_backend import TensorRTBackend
+
+            self.backend = TensorRTBackend(model, (self.input_size[1], self.input_size[0]), self.device, precision,
+                                           weights_key=file_sha256(checkpoint_path))
+            self.backend.engine(tasks)  # the default task set builds (or loads) now; others on first use
         else:
-            self.backend = TorchBackend(model, self.device, precision)
+            self.backend = TorchBackend(model, self.device, precision, optimize)
         self.precision = precision
         self.pose_net = model.pose.to(self.device, torch.float32).eval() if ego_motion else None
         LOG.info("predictor: %s on %s (%s), input %dx%d, tasks %s", self.backend.name, self.device,
@@ -230,6 +251,34 @@ class Predictor:
         return predictions
 
 
+def _load(path, ego_motion: bool):
+    """→ (SGDepth or None, the quantised graphs or None, metadata) of a float checkpoint or a quantised file."""
+    if is_quantized_file(path):
+        if ego_motion:
+            raise CheckpointError(f"{path}: a quantised file holds no pose network; ego-motion needs the source "
+                                  "checkpoint written with --keep-pose")
+        metadata, graphs = read_quantized(path)
+        return None, graphs, metadata
+    model = load_checkpoint(path)
+    if ego_motion and model.pose is None:
+        raise CheckpointError(f"{path}: ego-motion needs the pose network, which this checkpoint does not hold "
+                              "(inference files drop it); use the released SGDepth model.pth or a file written with "
+                              "`sgdepth-ros export --keep-pose` / `sgdepth-ros convert --keep-pose`")
+    if not ego_motion:
+        model.pose = None  # not needed: no memory for it on the device
+    return model, None, model.metadata
+
+
+def _quantized_backend(path, backend: str, device, precision: str) -> tuple[str, str]:
+    """The backend and precision a quantised file runs with (OpenVINO, int8); BackendError for anything else."""
+    if backend not in ("auto", "openvino") or device.type != "cpu" or precision not in ("fp32", "int8"):
+        raise BackendError(f"{path}: a quantised (int8) file runs on the CPU with backend openvino, not "
+                           f"{backend}/{device}/{precision}; use its source checkpoint there")
+    if not _has_openvino():
+        raise BackendError(f"{path}: a quantised (int8) file needs the openvino package (pip install openvino)")
+    return "openvino", "int8"
+
+
 def _check_input_size(size) -> None:
     """ValueError unless (width, height) are positive multiples of 32 within the sizes a checkpoint may hold."""
     w, h = (int(v) for v in size)
@@ -238,6 +287,18 @@ def _check_input_size(size) -> None:
     if max(w, h) > MAX_INPUT_SIDE or w * h > MAX_INPUT_PIXELS:
         raise ValueError(f"input_size {w}x{h} is too large: each side at most {MAX_INPUT_SIDE} and at most "
                          f"{MAX_INPUT_PIXELS} pixels")
+
+
+def _tensorrt_or_torch() -> str:
+    """"tensorrt" when the tensorrt module imports, else "torch" after one warning line saying why."""
+    from .tensorrt_backend import tensorrt_import_error
+
+    problem = tensorrt_import_error()
+    if problem is None:
+        return "tensorrt"
+    LOG.warning("backend 'tensorrt' asked for, but the tensorrt module cannot be imported (%s): running the PyTorch "
+                "backend instead", problem)
+    return "torch"
 
 
 def _has_openvino() -> bool:

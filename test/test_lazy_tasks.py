@@ -66,8 +66,8 @@ def test_openvino_compiles_each_task_set_once_and_matches_both(ours_safetensors,
     pytest.importorskip("openvino")
     ov = Predictor(ours_safetensors, device="cpu", backend="openvino", input_size=SMALL)
     converted = []
-    real_convert = ov.backend._convert
-    monkeypatch.setattr(ov.backend, "_convert", lambda tasks: converted.append(tasks) or real_convert(tasks))
+    real_convert = ov.backend.graph
+    monkeypatch.setattr(ov.backend, "graph", lambda tasks: converted.append(tasks) or real_convert(tasks))
     assert list(ov.backend._compiled) == [("depth", "segmentation")]  # the default set compiles at start
     both = ov.predict(rgb)
     results = {}

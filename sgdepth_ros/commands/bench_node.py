@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-OUTPUTS = ("depth", "depth/camera_info", "depth/color", "semantic", "semantic/color", "semantic/overlay", "points")
+from .dds_bench import OUTPUTS, arrivals as _arrivals, camera_messages, kitti_k as _k, percentile as _p
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,25 +56,6 @@ def _predictor_alone(model: str, rgb: np.ndarray, frames: int, device: str, prec
     return {"describe": predictor.describe(), "predict": predict, "predict+render": with_render}
 
 
-def _k(width: int, height: int) -> list[float]:
-    """KITTI-like intrinsics scaled to the image (fx ≈ 0.58·width)."""
-    return [0.58 * width, 0.0, width / 2, 0.0, 1.92 * height, height / 2, 0.0, 0.0, 1.0]
-
-
-def _messages(rgb: np.ndarray, probe):
-    from sensor_msgs.msg import CameraInfo
-    from std_msgs.msg import Header
-
-    from ..ros.messages import array_to_image
-
-    h, w = rgb.shape[:2]
-    header = Header(frame_id="camera_optical")
-    header.stamp = probe.get_clock().now().to_msg()
-    k = _k(w, h)
-    info = CameraInfo(header=header, width=w, height=h, k=k, p=[*k[:3], 0.0, *k[3:6], 0.0, *k[6:], 0.0])
-    return array_to_image(rgb, header), info
-
-
 def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
     """Publish ``frames`` frames (rate None = closed loop) → latency lists (ms) and counts."""
     from ..ros.sync import stamp_ns
@@ -83,7 +64,7 @@ def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
         probe.messages[topic].clear()
     sent, start = [], time.monotonic()
     for i in range(frames):
-        image, info = _messages(rgb, probe)
+        image, info = camera_messages(rgb, probe.get_clock().now().to_msg())
         stamp = stamp_ns(image.header)
         sent.append(stamp)
         probe.info_pub.publish(info)
@@ -107,12 +88,6 @@ def _run_load(probe, rgb: np.ndarray, frames: int, rate: float | None) -> dict:
             "all_ms": [(last[s] - s) / 1e6 for s in complete],
             "output_hz": len(depth) / duration,
             "input_hz": len(sent) / duration}
-
-
-def _arrivals(probe, topic: str) -> dict[int, int]:
-    from ..ros.sync import stamp_ns
-
-    return {stamp_ns(m.header): t for t, m in probe.messages[topic]}
 
 
 def _node_loads(model: str, rgb: np.ndarray, args) -> tuple[dict, str]:
@@ -142,10 +117,6 @@ def _node_loads(model: str, rgb: np.ndarray, args) -> tuple[dict, str]:
         rclpy.try_shutdown()
         node.stop()
     return loads, node.output
-
-
-def _p(values, q) -> str:
-    return f"{np.percentile(values, q):.1f}" if len(values) else "–"
 
 
 def run(args: argparse.Namespace) -> int:

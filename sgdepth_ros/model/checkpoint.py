@@ -111,6 +111,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
                 meta = validate_metadata(json.loads(raw_meta), path)
             except json.JSONDecodeError as exc:
                 raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from exc
+            if isinstance(meta.get("quantization"), dict):
+                source = meta["quantization"].get("source", {}).get("file", "its source checkpoint")
+                raise CheckpointError(f"{path}: a quantised OpenVINO file (sgdepth-ros quantize): it runs through the "
+                                      f"predictor, node and replay on the CPU, but holds no network weights; use "
+                                      f"{source} here")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except CheckpointError:
         raise

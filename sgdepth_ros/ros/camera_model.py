@@ -16,6 +16,7 @@ ignoring the sub-pixel half-pixel shift, as image_proc's resize does).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from .image_codec import InputError
 FOCAL_RANGE = (0.01, 1000.0)
 # The principal point may lie outside the image (crops) but within one image size of it on every side.
 PRINCIPAL_POINT_MARGIN = 1.0
+# Ray grids kept (one per camera geometry and decimation): a 16-camera rig at one decimation stays cached.
+RAY_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -125,24 +128,89 @@ def scale_geometry(geometry: CameraGeometry, width: int, height: int) -> CameraG
     return CameraGeometry(width, height, tuple(k.reshape(-1)), tuple(p.reshape(-1)))
 
 
+@lru_cache(maxsize=RAY_CACHE_SIZE)
+def pixel_rays(geometry: CameraGeometry, decimation: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The viewing ray (x/z, y/z) of every ``decimation``-th row and column's pixel, from P[:3, :3]: two read-only
+    float32 arrays that broadcast to [⌈H/decimation⌉, ⌈W/decimation⌉].
+
+    Without skew (every rectified camera) x/z depends on the column only and y/z on the row only: shapes [1, w] and
+    [h, 1], a few kilobytes; with skew both are full [h, w] grids. Computed once per (geometry, decimation) with
+    :func:`sgdepth_ros.pinhole.backproject_pixels` at depth 1 (the same float32 values it gives each pixel) and
+    cached (the :data:`RAY_CACHE_SIZE` most recent; a geometry is a value, so another CameraInfo — other intrinsics
+    or size — is another key). A point at depth z is then (x/z · z, y/z · z, z): the same float32 products that
+    back-projecting each pixel computes.
+    """
+    if int(decimation) != decimation or decimation < 1:
+        raise ValueError(f"decimation must be a positive integer, got {decimation!r}")
+    rows = np.arange(0, geometry.height, decimation)
+    cols = np.arange(0, geometry.width, decimation)
+    if geometry.skew == 0:  # x/z = (u − cx − 0·y/z)/fx = (u − cx)/fx on any row; y/z = (v − cy)/fy on any column
+        across = backproject_pixels(cols, np.zeros_like(cols), np.ones(cols.size, np.float32), geometry.matrix)
+        down = backproject_pixels(np.zeros_like(rows), rows, np.ones(rows.size, np.float32), geometry.matrix)
+        x, y = across[:, 0].reshape(1, -1).copy(), down[:, 1].reshape(-1, 1).copy()
+    else:
+        v, u = np.meshgrid(rows, cols, indexing="ij")
+        rays = backproject_pixels(u.reshape(-1), v.reshape(-1), np.ones(u.size, np.float32), geometry.matrix)
+        x, y = (np.ascontiguousarray(rays[:, axis].reshape(u.shape)) for axis in (0, 1))
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+@dataclass(frozen=True)
+class PointGrid:
+    """Back-projected points on the decimated pixel grid (see :func:`backproject_grid`): x, y, z [h, w] float32 in
+    the optical frame; keep [h, w] bool: finite, positive depth and finite coordinates; all_kept: keep.all()."""
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    keep: np.ndarray
+    all_kept: bool
+
+    @property
+    def count(self) -> int:
+        """The number of kept points."""
+        return self.keep.size if self.all_kept else int(np.count_nonzero(self.keep))
+
+
+def backproject_grid(depth: np.ndarray, geometry: CameraGeometry, decimation: int = 1,
+                     valid: np.ndarray | None = None) -> PointGrid:
+    """Depth along the optical axis (HxW) → the points of every ``decimation``-th row and column, as grids.
+
+    ``geometry`` must describe an image of depth's size; its rays come from :func:`pixel_rays` (cached).
+    ``valid``: the caller's ``isfinite(depth) & (depth > 0)`` (HxW bool) when it has one. A pixel is kept when its
+    depth is finite and positive and its coordinates are finite (no float32 overflow), so the kept points make a
+    dense cloud. Grids are views or new arrays; ``depth`` is never written.
+    """
+    if depth.shape != (geometry.height, geometry.width):
+        raise ValueError(f"depth {depth.shape} and camera {geometry.height}x{geometry.width} differ in size")
+    x_ray, y_ray = pixel_rays(geometry, decimation)
+    sampled = depth[::decimation, ::decimation]
+    keep = (np.isfinite(sampled) & (sampled > 0)) if valid is None else valid[::decimation, ::decimation].copy()
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = sampled.astype(np.float32, copy=False)  # a view for float32 depth
+        x = x_ray * z
+        y = y_ray * z
+    finite = np.isfinite(x)
+    finite &= np.isfinite(y)
+    if z is not sampled:  # narrowed to float32: a depth beyond its range became inf
+        finite &= np.isfinite(z)
+    keep &= finite
+    return PointGrid(x, y, z, keep, bool(keep.all()))
+
+
 def backproject(depth: np.ndarray, geometry: CameraGeometry, decimation: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Depth along the optical axis (HxW, metres or model units) → camera-frame points, with P[:3, :3].
 
     ``geometry`` must describe an image of depth's size. Returns (points [M,3] float32 in the
     optical frame: x right, y down, z forward; index [M] of the flat pixel each point came from),
-    keeping every ``decimation``-th row and column and only finite, positive depths. Every returned
-    coordinate is finite (a point that would overflow float32 is dropped), so a cloud of them is dense.
+    keeping every ``decimation``-th row and column and only finite, positive depths, in row-major order. Every
+    returned coordinate is finite (a point that would overflow float32 is dropped), so a cloud of them is dense.
+    The node packs its cloud from :func:`backproject_grid` directly; this is the same computation as a list.
     """
-    if depth.shape != (geometry.height, geometry.width):
-        raise ValueError(f"depth {depth.shape} and camera {geometry.height}x{geometry.width} differ in size")
+    grid = backproject_grid(depth, geometry, decimation)
     rows = np.arange(0, depth.shape[0], decimation)
     cols = np.arange(0, depth.shape[1], decimation)
-    z = depth[np.ix_(rows, cols)]
-    valid = np.isfinite(z) & (z > 0)
-    v, u = np.nonzero(valid)
-    points = backproject_pixels(cols[u], rows[v], z[valid], geometry.matrix)
-    index = rows[v] * depth.shape[1] + cols[u]
-    finite = np.isfinite(points).all(axis=1)
-    if not finite.all():
-        points, index = points[finite], index[finite]
+    index = (rows[:, None] * depth.shape[1] + cols[None, :])[grid.keep]
+    points = np.stack([grid.x[grid.keep], grid.y[grid.keep], grid.z[grid.keep]], axis=1)
     return points, index

@@ -1,6 +1,7 @@
 """numpy ⇄ sensor_msgs / diagnostic_msgs conversion at the node's edge (the only rclpy-message module)."""
 from __future__ import annotations
 
+import array
 import json
 
 import numpy as np
@@ -18,11 +19,27 @@ SCALE_TOPIC = "depth/scale"  # std_msgs/Float32: metres per model unit (scale_mo
 MEASURED_OUTPUTS = ("depth", "points")  # outputs whose topic follows the frame's units (metres or relative)
 
 
+def set_data(msg, data) -> None:
+    """``msg.data = data`` for a message whose ``data`` is a uint8[] field, without copying an ``array.array('B')``.
+
+    rclpy stores such a field as an ``array.array('B')``; its setter keeps one as it is only when
+    ``ROS_PYTHON_CHECK_FIELDS`` is on and copies it otherwise (``array.array('B', value)``). The payloads here are
+    built as ``array.array('B')`` already (:func:`.image_codec.encode_image`, :func:`.pointcloud.pack_grid`), so
+    they are stored as the checking setter stores them. Anything else goes through the setter.
+    """
+    if isinstance(data, array.array) and data.typecode == "B" and hasattr(type(msg), "_data"):
+        msg._data = data
+    else:
+        msg.data = data
+
+
 def array_to_image(array: np.ndarray, header: Header) -> Image:
-    """HxW float32 (32FC1), HxW uint8 (mono8) or HxWx3 uint8 (rgb8) → Image with ``header``."""
+    """HxW float32 (32FC1), HxW uint8 (mono8) or HxWx3 uint8 (rgb8) → Image with ``header``.
+
+    The pixels are copied at most once (none for an array made by :func:`.image_codec.message_buffer`)."""
     encoding, height, width, step, data = encode_image(array)
     msg = Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
-    msg.data = data
+    set_data(msg, data)
     return msg
 
 
@@ -38,12 +55,13 @@ def camera_info_for(source: CameraInfo, geometry: CameraGeometry, header: Header
                       r=list(source.r), p=list(geometry.p))
 
 
-def points_to_cloud(data: bytes, count: int, header: Header) -> PointCloud2:
-    """A packed x,y,z,rgb,label payload (see :mod:`.pointcloud`) → an unorganised, dense PointCloud2."""
+def points_to_cloud(data, count: int, header: Header) -> PointCloud2:
+    """A packed x,y,z,rgb,label payload (see :mod:`.pointcloud`; bytes, or the ``array.array('B')`` of
+    :func:`.pointcloud.pack_grid`, which the message keeps without a copy) → an unorganised, dense PointCloud2."""
     fields = [PointField(name=name, offset=offset, datatype=datatype, count=1) for name, offset, datatype in FIELDS]
     msg = PointCloud2(header=header, height=1, width=count, fields=fields, is_bigendian=False,
                       point_step=POINT_DTYPE.itemsize, row_step=POINT_DTYPE.itemsize * count, is_dense=True)
-    msg.data = data
+    set_data(msg, data)
     return msg
 
 

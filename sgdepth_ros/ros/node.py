@@ -168,7 +168,7 @@ class SGDepthNode(LifecycleNode):
             predictor = Predictor(path, device=p["device"], precision=p["precision"], input_size=size,
                                   backend=p["backend"], scale_mode="relative" if measured else p["scale_mode"],
                                   scale_factor=p["scale_factor"] or None, threads=p["cpu_threads"] or None,
-                                  ego_motion=p["publish_odometry"])
+                                  ego_motion=p["publish_odometry"], optimize=p["optimize"])
             if not measured:
                 self._configure_camera_factors(p, predictor)
         except Exception as error:  # CheckpointError, BackendError, OSError, ValueError: one line, no traceback

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 
 from ..colorize import colorize_depth, colorize_labels, overlay_labels
-from .camera_model import CameraGeometry, backproject, check_geometry
-from .pointcloud import pack_points
+from .camera_model import CameraGeometry, backproject_grid, check_geometry
+from .image_codec import message_buffer
+from .pointcloud import pack_grid
 
 if TYPE_CHECKING:  # type names only: importing the predictor module imports torch
     from ..predictor import Prediction, Predictor
@@ -35,35 +36,48 @@ def render(prediction: Prediction, wanted: set[str], settings: RenderSettings,
            geometry: CameraGeometry | None) -> dict:
     """Arrays for the wanted outputs.
 
-    Returns a dict with some of: depth (HxW float32, NaN where invalid), depth_color /
-    semantic_color / overlay (HxWx3 uint8 RGB), semantic (HxW uint8 trainIds), points
-    ((packed bytes, point count), only with ``geometry`` of the output size).
+    Returns a dict with some of: depth (HxW float32, NaN where invalid; the prediction's own array when every
+    pixel is valid, never written), depth_color / semantic_color / overlay (HxWx3 uint8 RGB), semantic (HxW uint8
+    trainIds), points ((packed payload, point count), only with ``geometry`` of the output size; the payload an
+    ``array.array('B')``, see :func:`.pointcloud.pack_grid`).
+
+    Each thing is computed once per frame: the depth validity mask serves depth, depth_color and points; the label
+    colours serve semantic_color and overlay; the point cloud reads the image and labels on its decimated grid.
+    The colour images and the cloud are rendered straight into message buffers
+    (:func:`.image_codec.message_buffer`): the messages take them without copying.
     """
     out: dict = {}
     depth = prediction.depth
+    valid = None
     if depth is not None and wanted & {"depth", "depth_color", "points"}:
-        depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.float32(np.nan)).astype(np.float32, copy=False)
+        depth = depth.astype(np.float32, copy=False)
+        valid = np.isfinite(depth) & (depth > 0)
+        if not valid.all():
+            depth = np.where(valid, depth, np.float32(np.nan))
         if "depth" in wanted:
             out["depth"] = depth
         if "depth_color" in wanted:
             out["depth_color"] = colorize_depth(depth, settings.depth_color_min or None,
-                                                settings.depth_color_max or None, settings.depth_colormap)
+                                                settings.depth_color_max or None, settings.depth_colormap,
+                                                valid=valid, out=message_buffer(depth.shape + (3,)))
     labels = prediction.labels
     colours = None
     if labels is not None:
         if "semantic" in wanted:
             out["semantic"] = labels
         if wanted & {"semantic_color", "overlay"}:
-            colours = colorize_labels(labels)
+            colours = colorize_labels(labels, out=message_buffer(labels.shape + (3,)))
         if "semantic_color" in wanted:
             out["semantic_color"] = colours
         if "overlay" in wanted:
-            out["overlay"] = overlay_labels(prediction.image, labels, settings.overlay_alpha, colours)
+            out["overlay"] = overlay_labels(prediction.image, labels, settings.overlay_alpha, colours,
+                                            out=message_buffer(labels.shape + (3,)))
     if "points" in wanted and depth is not None and geometry is not None:
-        points, index = backproject(depth, geometry, settings.points_decimation)
-        rgb = prediction.image.reshape(-1, 3)[index] if prediction.image is not None else None
-        point_labels = labels.reshape(-1)[index] if labels is not None else None
-        out["points"] = (pack_points(points, rgb, point_labels), len(points))
+        step = settings.points_decimation
+        grid = backproject_grid(depth, geometry, step, valid)
+        rgb = prediction.image[::step, ::step] if prediction.image is not None else None
+        point_labels = labels[::step, ::step] if labels is not None else None
+        out["points"] = pack_grid(grid, rgb, point_labels)
     return out
 
 

@@ -56,10 +56,18 @@ PARAMS = (
     Param("model_path", "", "SGDepth checkpoint: our .safetensors or a released SGDepth model.pth", read_only=True),
     Param("device", "auto", "auto (CUDA when available, else CPU with a warning), cpu, cuda or cuda:N",
           pattern=r"^(auto|cpu|cuda(:\d+)?)$", read_only=True),
-    Param("precision", "fp32", "numeric precision; fp16/bf16 need a CUDA device", choices=("fp32", "fp16", "bf16"),
+    Param("precision", "fp32", "numeric precision: fp32; fp16 on CUDA; bf16 on CUDA or on a CPU with native bf16 "
+          "(OpenVINO); int8: a file written by sgdepth-ros quantize (CPU, OpenVINO; such a file runs int8 also with "
+          "fp32 here)", choices=("fp32", "fp16", "bf16", "int8"),
           read_only=True),
-    Param("backend", "auto", "auto (OpenVINO on CPU when installed, else PyTorch), torch or openvino",
-          choices=("auto", "torch", "openvino"), read_only=True),
+    Param("backend", "auto", "auto (OpenVINO on CPU when installed, else PyTorch), torch, openvino or tensorrt "
+          "(CUDA, fp32/fp16, untested on real hardware; PyTorch with one log line when the tensorrt module is absent)",
+          choices=("auto", "torch", "openvino", "tensorrt"), read_only=True),
+    Param("optimize", "none", "PyTorch on CUDA: none (eager; the default until scripts/gpu_check.sh has verified the "
+          "graphs on a GPU), auto (CUDA graphs on CUDA, nothing on the CPU), graphs "
+          "(one CUDA graph per batch size and output set, replayed), compile (torch.compile + graphs, experimental: "
+          "slow first frames); graphs and compile need a CUDA device", choices=("auto", "none", "graphs", "compile"),
+          read_only=True),
     Param("input_width", 0, "network input width in pixels, a multiple of 32; 0 = from the checkpoint",
           0, 4096, read_only=True),
     Param("input_height", 0, "network input height in pixels, a multiple of 32; 0 = from the checkpoint",
@@ -202,8 +210,13 @@ def _validate_camera(values: dict[str, Any]) -> str | None:
     lo, hi = values.get("depth_color_min", 0.0), values.get("depth_color_max", 0.0)
     if lo > 0 and hi > 0 and lo >= hi:
         return f"depth_color_min ({lo:g}) must be below depth_color_max ({hi:g})"
-    if values.get("precision", "fp32") != "fp32" and values.get("device") == "cpu":
-        return f"precision {values['precision']} needs a CUDA device; use fp32 on the CPU"
+    precision, device = values.get("precision", "fp32"), values.get("device", "auto")
+    if precision == "fp16" and device == "cpu":
+        return "precision fp16 needs a CUDA device; use fp32 or bf16 (CPUs with native bf16) on the CPU"
+    if precision == "int8" and device.startswith("cuda"):
+        return "precision int8 runs on the CPU (OpenVINO); use fp16 or bf16 on CUDA"
+    if values.get("optimize", "auto") in ("graphs", "compile") and values.get("device") == "cpu":
+        return f"optimize {values['optimize']} needs a CUDA device; use auto or none on the CPU"
     return _validate_scale(values)
 
 

@@ -7,7 +7,13 @@ as a float32 holding the bits 0x00RRGGBB (the PCL/rviz convention); label uint32
 """
 from __future__ import annotations
 
+import array
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from .camera_model import PointGrid
 
 # (name, offset, PointField datatype): FLOAT32 = 7, UINT32 = 6
 FIELDS = (("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7), ("label", 16, 6))
@@ -31,6 +37,41 @@ def pack_points(points: np.ndarray, rgb: np.ndarray | None = None, labels: np.nd
         cloud["rgb"] = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
     cloud["label"] = 255 if labels is None else labels
     return cloud.tobytes()
+
+
+def pack_grid(grid: PointGrid, rgb: np.ndarray | None = None,
+              labels: np.ndarray | None = None) -> tuple[array.array, int]:
+    """The kept points of a :class:`~.camera_model.PointGrid` (row-major), with rgb [h,w,3] uint8 and labels [h,w]
+    uint8 of the same grid (e.g. ``image[::d, ::d]``; None: 0 and 255) → (payload, point count).
+
+    The payload is an ``array.array('B')`` of count×20 bytes in the layout above, written in place: what an rclpy
+    message's ``data`` holds, so assigning it copies nothing. The same bytes as :func:`pack_points` of the
+    :func:`~.camera_model.backproject` list.
+    """
+    count = grid.count
+    payload = array.array("B", b"\0") * (count * POINT_DTYPE.itemsize)
+    cloud = np.frombuffer(payload, POINT_DTYPE)
+    if grid.all_kept:
+        def put(field, values):
+            np.copyto(cloud[field].reshape(values.shape[:2]), values, casting="unsafe")
+    else:
+        def put(field, values):
+            cloud[field] = values[grid.keep]
+    put("x", grid.x)
+    put("y", grid.y)
+    put("z", grid.z)
+    if rgb is None:
+        cloud["rgb"] = 0
+    else:
+        packed = rgb[:, :, 0].astype(np.uint32) << 16
+        packed |= rgb[:, :, 1].astype(np.uint32) << 8
+        packed |= rgb[:, :, 2]
+        put("rgb", packed)
+    if labels is None:
+        cloud["label"] = 255
+    else:
+        put("label", labels)
+    return payload, count
 
 
 def unpack_points(data: bytes) -> np.ndarray:
