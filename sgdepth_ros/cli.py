@@ -48,6 +48,9 @@ COMMANDS = {
                    "with depth ground truth; writes docs/benchmarks.md"),
     "eval-seg": ("sgdepth_training.commands.eval_seg",
                  "segmentation mIoU of a checkpoint on Cityscapes (or the synthetic world's Cityscapes export)"),
+    "ablation": ("sgdepth_training.commands.ablation",
+                 "the masking ablation (issue 17): runs a-d on `synth --preset dynamic` data, evaluated on "
+                 "all/moving/static pixels with holes; writes the report (scripts/ablation.sh)"),
 }
 
 

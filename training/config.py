@@ -46,6 +46,8 @@ class TrainConfig:
     masking_from_epoch: int = 15
     masking_linear: bool = True
     masking_fraction: float = 0.1       # only without linear increase
+    masking_always: bool = False        # no static-frame detection: in the masking epochs mask every dynamic-class
+                                        # pixel of every frame (the ablation's run d)
     automask: bool = True
     avg_reprojection: bool = False
     smoothness: float = 1e-3

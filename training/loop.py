@@ -141,7 +141,8 @@ def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_d
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     masking = (MaskingSchedule(config.masking_from_epoch, config.epochs, config.masking_linear,
-                               config.masking_fraction) if config.masking and not config.depth_only else None)
+                               config.masking_fraction, always=config.masking_always)
+               if config.masking and not config.depth_only else None)
     state = TrainingState(model, net, optimizer, scheduler, scaler, masking, ckpt.Progress())
     if resume:
         path, saved, skipped = ckpt.find_resumable(run_dir)

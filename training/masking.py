@@ -4,6 +4,8 @@ Frames t−1 and t+1 are segmented, their labels warped into frame t; where the 
 DC objects of frame t (low IoU), they moved, and all their pixels are left out of the photometric loss. The IoU
 threshold follows the reference schedule: from ``from_epoch`` on, the IoUs of an epoch are logged and, at its end, the
 threshold becomes a percentile of them that falls linearly from ~75 % to 0 % (or a constant fraction).
+``always`` (config ``masking_always``, the ablation's run d) drops that static-frame detection: in the masking epochs
+every DC pixel of every frame is masked, whatever its IoU.
 """
 from __future__ import annotations
 
@@ -69,9 +71,16 @@ class MaskingSchedule:
     constant_fraction: float = 0.1
     threshold: float = 0.0
     iou_log: list[float] = field(default_factory=list)
+    always: bool = False  # no static-frame detection: every image's DC pixels are masked (mask_threshold = inf)
 
     def active(self, epoch: int) -> bool:
         return epoch >= self.from_epoch
+
+    @property
+    def mask_threshold(self) -> float:
+        """The IoU below which an image's DC objects are masked now: ``threshold``, or +inf with ``always`` (every
+        image with a DC pixel; the IoUs are still logged and the schedule's threshold still follows them)."""
+        return math.inf if self.always else self.threshold
 
     def start_epoch(self) -> None:
         self.iou_log.clear()

@@ -48,7 +48,7 @@ def compute_moving_mask(model: SGDepth, batch: dict, grids: dict[int, torch.Tens
     warped = [dynamic_pixels(geometry.warp_labels(labels[f], grids[f].detach())) for f in grids]
     iou = dynamic_iou(current, warped)
     schedule.record(iou)
-    return moving_mask(current, warped, iou, schedule.threshold), iou
+    return moving_mask(current, warped, iou, schedule.mask_threshold), iou
 
 
 def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_batch: dict | None, settings: LossSettings,

@@ -15,6 +15,7 @@ from ..postprocess import disparity_to_depth as disp_to_depth
 __all__ = [
     "GARG_CROP", "METRIC_NAMES", "PROTOCOLS", "MIN_DEPTH_EVAL", "MAX_DEPTH_EVAL", "garg_crop", "evaluation_mask",
     "disp_to_depth", "compute_errors", "median_ratio", "image_metrics", "mean_metrics", "ratio_summary",
+    "HOLE_FACTOR", "hole_mask", "hole_fraction",
 ]
 
 #: Order of the metrics in tables and JSON (monodepth2 / SGDepth order).
@@ -24,6 +25,9 @@ GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
 #: "eigen": 1e-3 < gt < max and the Garg crop (Eigen/Zhou test); "kitti": gt > 0 only (KITTI split, KITTI 2015).
 PROTOCOLS = ("eigen", "kitti", "capped")
 MIN_DEPTH_EVAL, MAX_DEPTH_EVAL = 1e-3, 80.0
+#: A "hole": a pixel predicted more than this many times farther than its ground truth (SGDepth's failure case: an
+#: object moving with the camera looks static and is learned as (nearly) infinitely far).
+HOLE_FACTOR = 2.0
 
 
 def garg_crop(height: int, width: int) -> tuple[int, int, int, int]:
@@ -137,3 +141,26 @@ def ratio_summary(ratios: Iterable[float]) -> dict[str, float]:
         return {"median": float("nan"), "std": float("nan"), "count": 0}
     med = float(np.median(r))
     return {"median": med, "std": float(np.std(r / med)), "count": int(r.size)}
+
+
+def hole_mask(gt: np.ndarray, pred: np.ndarray, factor: float = HOLE_FACTOR) -> np.ndarray:
+    """True where ``pred > factor · gt``: the pixel is predicted more than ``factor`` times farther than it is.
+
+    gt, pred: arrays of one shape, metres (pred already scaled, e.g. median-scaled, and not clamped to the evaluation
+    cap, so a hole stays a hole however far the ground truth is); gt > 0. Returns bool of that shape.
+    """
+    gt, pred = np.asarray(gt, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt {gt.shape} and pred {pred.shape} must have the same shape")
+    if not factor > 1.0:
+        raise ValueError(f"the hole factor must be > 1, got {factor}")
+    return pred > factor * gt
+
+
+def hole_fraction(gt: np.ndarray, pred: np.ndarray, factor: float = HOLE_FACTOR) -> float:
+    """Fraction of the given pixels that are holes (:func:`hole_mask`); e.g. over one image's moving-object pixels.
+    Raises ValueError for no pixels."""
+    holes = hole_mask(gt, pred, factor)
+    if holes.size == 0:
+        raise ValueError("the hole fraction needs at least one pixel")
+    return float(holes.mean())

@@ -1,5 +1,9 @@
 """``sgdepth-ros eval-depth``: depth metrics of a checkpoint on KITTI raw (Eigen / KITTI split), KITTI 2015 or the
 synthetic world (spec §6.1). Prints the scaling ratios and the 7-metric table like the reference; ``--json`` keeps it.
+
+``--regions all,moving,static`` (synthetic world) evaluates the regions in one pass with one scale per image (its
+median over all valid pixels) and adds the holes: the fraction of moving-object pixels predicted more than 2× farther
+than their ground truth (SGDepth's failure case; ``--hole-factor``).
 """
 from __future__ import annotations
 
@@ -51,7 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intrinsics", choices=("calib", "default"), default="default",
                    help="K of the samples (not used by the metrics); calib also checks calib_cam_to_cam.txt sizes")
     p.add_argument("--region", choices=("all", "moving", "static"), default="all",
-                   help="synthetic world: only pixels of moving actors, or all others")
+                   help="synthetic world: only pixels of moving actors, or all others (each region median-scaled "
+                        "on its own pixels)")
+    p.add_argument("--regions", type=_regions, default=None, metavar="all,moving,static",
+                   help="synthetic world: several regions in one pass, every image with ONE scale (median over all "
+                        "its valid pixels, or --scale), plus the holes on moving objects; JSON task depth_regions")
+    p.add_argument("--hole-factor", type=positive_float, default=2.0,
+                   help="with --regions: a moving-object pixel predicted more than this many times farther than its "
+                        "ground truth is a hole (default 2)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--batch-size", type=batch_size, default=1)
     p.add_argument("--workers", type=count, default=0, help="data-loading processes (default 0)")
@@ -60,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images-dir", type=Path, default=None,
                    help="folder for --images (default: eval_images next to --json, else ./eval_images)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _regions(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    valid = ("all", "moving", "static")
+    if not names or not set(names) <= set(valid) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must be a comma list of distinct {', '.join(valid)}, got {text!r}")
+    return names
 
 
 def _check(args: argparse.Namespace) -> str | None:
@@ -76,8 +95,12 @@ def _check(args: argparse.Namespace) -> str | None:
             return "--dataset kitti2015 takes its ground truth from disp_occ_0: drop --gt/--gt-file/--split-file"
         if args.missing != "error":
             return "--missing applies to --dataset kitti (KITTI 2015 checks all its files up front)"
-        if args.region != "all":
-            return "--region needs the synthetic world (--dataset kitti)"
+        if args.region != "all" or args.regions is not None:
+            return "--region/--regions need the synthetic world (--dataset kitti)"
+    if args.regions is not None and args.region != "all":
+        return "give --region (one region, scaled on its own pixels) or --regions (several, one scale), not both"
+    if args.hole_factor <= 1.0:
+        return f"--hole-factor must be > 1, got {args.hole_factor:g}"
     if args.vel_depth and (args.gt or "velodyne") != "velodyne":
         return "--vel-depth only applies to --gt velodyne"
     return None
@@ -103,6 +126,20 @@ def _preview_writer(folder: Path, count: int, max_depth: float):
     return write
 
 
+def _needs_moving(regions: tuple[str, ...] | None) -> bool:
+    return regions is not None and bool({"moving", "static"} & set(regions))
+
+
+def _by_index(write):
+    """The preview writer (index, color, depth, gt) as an ``evaluate_depth_regions`` callback (name, …, moving)."""
+    count = iter(range(1 << 62))
+
+    def on_image(name, color, depth, gt, moving) -> None:
+        write(next(count), color, depth, gt)
+
+    return on_image
+
+
 def run(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
@@ -112,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
     from sgdepth_ros.model import load_checkpoint
 
     from ..evaluation.depth_gt import Kitti2015DepthDataset, KittiEvalDataset
-    from ..evaluation.report import checkpoint_info, depth_report, format_depth_table, format_ratios, write_json
-    from ..evaluation.runner import evaluate_depth
+    from ..evaluation.report import (checkpoint_info, depth_report, format_depth_table, format_ratios,
+                                     format_region_tables, region_report, write_json)
+    from ..evaluation.runner import evaluate_depth, evaluate_depth_regions
 
     device = resolve_device(args.device)
     model = load_checkpoint(args.model, device)
@@ -136,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
         dataset = KittiEvalDataset(args.data, args.split_file, height=height, width=width,
                                    gt=args.gt or "velodyne", gt_file=args.gt_file, depth_root=args.depth_root,
                                    vel_depth=args.vel_depth, intrinsics=args.intrinsics,
-                                   region=args.region != "all", missing=args.missing)
+                                   region=args.region != "all" or _needs_moving(args.regions),
+                                   missing=args.missing)
         protocol = args.protocol or "eigen"
         if len(dataset) == 0:
             raise ValueError(f"{args.split_file}: none of its {len(dataset.skipped)} frames has all its files "
@@ -148,6 +187,28 @@ def run(args: argparse.Namespace) -> int:
         folder = args.images_dir or ((args.json.parent if args.json else Path(".")) / "eval_images")
         on_image = _preview_writer(folder, args.images, args.max_depth_eval)
     min_depth, max_depth = float(meta.get("min_depth", 0.1)), float(meta.get("max_depth", 100.0))
+    extra = {"dataset": args.dataset, "data": str(args.data), "gt": gt_name,
+             "gt_file": str(args.gt_file) if args.gt_file else None, "vel_depth": args.vel_depth,
+             "split_file": str(args.split_file) if args.split_file else None, "width": width, "height": height,
+             "scale_arg": args.scale, "device": str(device), "missing": args.missing}
+    if args.regions is not None:
+        regions = evaluate_depth_regions(
+            model, dataset, device=device, protocol=protocol, scaling=scaling, fixed_scale=fixed,
+            min_depth=min_depth, max_depth=max_depth, max_depth_eval=args.max_depth_eval, regions=args.regions,
+            hole_factor=args.hole_factor, batch_size=args.batch_size, num_workers=args.workers,
+            progress=not args.no_progress,
+            on_image=None if on_image is None else _by_index(on_image))
+        print(f"evaluated {len(regions.per_image)} images of {args.data} (gt {gt_name}, protocol {protocol}, regions "
+              f"{','.join(args.regions)}, one scale per image, {width}x{height})"
+              + (f"; {len(regions.skipped)} without valid ground truth skipped" if regions.skipped else ""))
+        print(format_ratios(regions.ratio_summary) if scaling == "median" else f" Fixed scaling factor: {fixed:g}")
+        print(format_region_tables(regions))
+        if args.json:
+            doc = region_report(regions, checkpoint=checkpoint_info(model, args.model), extra_settings=extra)
+            doc["missing_files"] = [{"name": name, "missing": what} for name, what in missing]
+            write_json(args.json, doc)
+            print(f"wrote {args.json}")
+        return 0
     result = evaluate_depth(model, dataset, device=device, protocol=protocol, scaling=scaling, fixed_scale=fixed,
                             min_depth=min_depth, max_depth=max_depth, max_depth_eval=args.max_depth_eval,
                             region=args.region, batch_size=args.batch_size, num_workers=args.workers,
@@ -163,10 +224,6 @@ def run(args: argparse.Namespace) -> int:
         print(f" Fixed scaling factor: {fixed:g}")
     print(format_depth_table(result.metrics))
     if args.json:
-        extra = {"dataset": args.dataset, "data": str(args.data), "gt": gt_name,
-                 "gt_file": str(args.gt_file) if args.gt_file else None, "vel_depth": args.vel_depth,
-                 "split_file": str(args.split_file) if args.split_file else None, "width": width, "height": height,
-                 "scale_arg": args.scale, "device": str(device), "missing": args.missing}
         doc = depth_report(result, checkpoint=checkpoint_info(model, args.model), extra_settings=extra)
         doc["missing_files"] = [{"name": name, "missing": what} for name, what in missing]
         write_json(args.json, doc)

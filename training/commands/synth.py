@@ -3,6 +3,11 @@
 ``--rig front,left,right,rear`` (built-in cameras) or ``--rig rig.yaml`` (a rig file, format in
 sgdepth_training.synth.rig) renders every camera of a rig per frame: ``<out>/rig/<cam>/`` is a KITTI raw root per
 camera, ``<out>/bags/<drive>/`` one bag with ``/<cam>/…`` topics, ``<out>/rig/rig.yaml`` the rig.
+
+``--preset dynamic`` is the data of the masking ablation (issue 17, scripts/ablation.sh): the dynamic world (a lead
+car at or near the ego's speed in every drive, oncoming cars near it, many parked cars) over 10 drives of 80 frames,
+the last 2 drives held out for testing, KITTI and Cityscapes formats at 640×192 / 512×256. Flags given explicitly
+override a preset's values.
 """
 from __future__ import annotations
 
@@ -11,18 +16,37 @@ from pathlib import Path
 
 from sgdepth_ros.commands.arg_types import size
 
+# Flag defaults; a preset replaces some of them (an explicitly given flag always wins).
+DEFAULTS = {"drives": 1, "frames": 50, "formats": "kitti,cityscapes,bag", "width": 1242, "height": 375,
+            "cityscapes_size": (1024, 512), "cityscapes_every": 5, "world": "default", "test_drives": 1}
+PRESETS = {
+    "dynamic": {"world": "dynamic", "drives": 10, "frames": 80, "test_drives": 2, "formats": "kitti,cityscapes",
+                "width": 640, "height": 192, "cityscapes_size": (512, 256), "cityscapes_every": 2},
+}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (created; an old synth output needs "
                                                             "--overwrite)")
-    p.add_argument("--drives", type=int, default=1, help="number of drives (≥ 3: last is test, one before val)")
-    p.add_argument("--frames", type=int, default=50, help="frames per drive, at 10 Hz")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="named settings: dynamic = the masking ablation's data (" + _describe(PRESETS["dynamic"])
+                        + "); explicit flags override them")
+    p.add_argument("--drives", type=int, default=None, help="number of drives (≥ 3: last is test, one before val; "
+                                                            "default 1)")
+    p.add_argument("--frames", type=int, default=None, help="frames per drive, at 10 Hz (default 50)")
     p.add_argument("--seed", type=int, default=0, help="town seed: same seed, same data")
-    p.add_argument("--formats", default="kitti,cityscapes,bag", help="comma list of kitti, cityscapes, bag")
-    p.add_argument("--width", type=int, default=1242, help="KITTI/bag image width (KITTI native 1242)")
-    p.add_argument("--height", type=int, default=375, help="KITTI/bag image height (KITTI native 375)")
-    p.add_argument("--cityscapes-size", type=size, default=(1024, 512), help="Cityscapes image WxH (2:1)")
-    p.add_argument("--cityscapes-every", type=int, default=5, help="render every Nth frame for Cityscapes")
+    p.add_argument("--formats", default=None, help="comma list of kitti, cityscapes, bag (default all three)")
+    p.add_argument("--width", type=int, default=None, help="KITTI/bag image width (default: KITTI native 1242)")
+    p.add_argument("--height", type=int, default=None, help="KITTI/bag image height (default: KITTI native 375)")
+    p.add_argument("--cityscapes-size", type=size, default=None, help="Cityscapes image WxH (2:1, default 1024x512)")
+    p.add_argument("--cityscapes-every", type=int, default=None, help="render every Nth frame for Cityscapes "
+                                                                       "(default 5)")
+    p.add_argument("--world", default=None, help="the traffic: default (the everyday town) or dynamic (a lead car "
+                                                 "at or near the ego's speed in every drive, oncoming cars near it, "
+                                                 "many parked cars: the masking ablation's world)")
+    p.add_argument("--test-drives", type=int, default=None,
+                   help="the last N drives are the test split, the one before them validation (needs ≥ N+2 drives; "
+                        "default 1)")
     p.add_argument("--bag-storage", default="mcap", help="mcap or sqlite3")
     p.add_argument("--bag-image", default="rgb8", help="rgb8, bgr8 (sensor_msgs/Image) or jpeg (CompressedImage)")
     p.add_argument("--exposure-jitter", type=float, default=0.0, help="per-frame exposure change ±A (off: 0)")
@@ -39,16 +63,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "camera. Without --rig: one camera, as always")
 
 
+def _describe(preset: dict) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} " + ("x".join(map(str, v)) if isinstance(v, tuple) else str(v))
+                     for k, v in preset.items())
+
+
+def resolve(args: argparse.Namespace) -> dict:
+    """The value of every preset-able flag: given explicitly, else the preset's, else the default."""
+    preset = PRESETS.get(getattr(args, "preset", None) or "", {})
+    return {k: getattr(args, k) if getattr(args, k, None) is not None else preset.get(k, default)
+            for k, default in DEFAULTS.items()}
+
+
 def config_from_args(args: argparse.Namespace):
     from ..synth.generate import SynthConfig
 
-    config = SynthConfig(out=args.out, drives=args.drives, frames=args.frames, seed=args.seed,
-                         formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-                         width=args.width, height=args.height, cityscapes_width=args.cityscapes_size[0],
-                         cityscapes_height=args.cityscapes_size[1], cityscapes_every=args.cityscapes_every,
+    v = resolve(args)
+    config = SynthConfig(out=args.out, drives=v["drives"], frames=v["frames"], seed=args.seed,
+                         formats=tuple(f.strip() for f in v["formats"].split(",") if f.strip()),
+                         width=v["width"], height=v["height"], cityscapes_width=v["cityscapes_size"][0],
+                         cityscapes_height=v["cityscapes_size"][1], cityscapes_every=v["cityscapes_every"],
                          bag_storage=args.bag_storage, bag_image=args.bag_image,
                          exposure_jitter=args.exposure_jitter, noise_sigma=args.noise, overwrite=args.overwrite,
-                         rig=args.rig)
+                         rig=args.rig, world=v["world"], test_drives=v["test_drives"])
     if args.workers is not None:
         config.workers = args.workers
     return config

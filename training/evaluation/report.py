@@ -10,10 +10,11 @@ from typing import Any, Mapping
 from sgdepth_ros.labels import CLASS_NAMES
 
 from sgdepth_ros.metrics.depth import METRIC_NAMES
-from .runner import DepthEvalResult, SegEvalResult
+from .runner import DepthEvalResult, RegionEvalResult, SegEvalResult
 
-__all__ = ["format_ratios", "format_depth_table", "miou_classes", "miou_note", "format_seg_table", "checkpoint_info",
-           "depth_report", "seg_report", "json_safe", "write_json"]
+__all__ = ["format_ratios", "format_depth_table", "format_region_tables", "miou_classes", "miou_note",
+           "format_seg_table", "checkpoint_info", "depth_report", "region_report", "seg_report", "json_safe",
+           "write_json"]
 
 
 def format_ratios(summary: Mapping[str, float]) -> str:
@@ -26,6 +27,25 @@ def format_depth_table(metrics: Mapping[str, float]) -> str:
     header = "  " + "".join(f"{name:>8} | " for name in METRIC_NAMES)
     values = "".join(f"&{metrics[name]: 8.3f}  " for name in METRIC_NAMES) + "\\\\"
     return header + "\n" + values
+
+
+def format_region_tables(result: RegionEvalResult) -> str:
+    """Per region a line ``region (N images):`` and its :func:`format_depth_table`, then the holes line."""
+    lines = []
+    for region, metrics in result.regions.items():
+        if metrics is None:
+            lines.append(f" {region}: no image has {region} pixels")
+            continue
+        lines += [f" {region} pixels ({result.counts[region]} images):", format_depth_table(metrics)]
+    holes = result.holes
+    if holes:
+        if holes["fraction"] is None:
+            lines.append(" holes: no moving-object pixels")
+        else:
+            lines.append(f" holes: {100 * holes['fraction']:.2f} % of {holes['moving_pixels']} moving-object pixels "
+                         f"predicted > {holes['factor']:g}x farther than ground truth (per-image mean "
+                         f"{100 * holes['image_mean']:.2f} % over {holes['images']} images)")
+    return "\n".join(lines)
 
 
 def _fmt(value: float, width: int = 7) -> str:
@@ -83,6 +103,24 @@ def depth_report(result: DepthEvalResult, *, checkpoint: Mapping[str, Any] | Non
         "task": "depth",
         "metrics": dict(result.metrics),
         "count": result.count,
+        "skipped": list(result.skipped),
+        "scaling_ratios": dict(result.ratio_summary),
+        "settings": {**result.settings, **(extra_settings or {})},
+        "checkpoint": dict(checkpoint or {}),
+        "per_image": list(result.per_image),
+    }
+
+
+def region_report(result: RegionEvalResult, *, checkpoint: Mapping[str, Any] | None = None,
+                  extra_settings: Mapping[str, Any] | None = None) -> dict:
+    """JSON document of a region evaluation (``eval-depth --regions``): per-region metrics and image counts, holes,
+    scaling-ratio summary, settings, checkpoint, per image."""
+    return {
+        "task": "depth_regions",
+        "regions": {k: (dict(v) if v is not None else None) for k, v in result.regions.items()},
+        "counts": dict(result.counts),
+        "holes": dict(result.holes),
+        "count": len(result.per_image),
         "skipped": list(result.skipped),
         "scaling_ratios": dict(result.ratio_summary),
         "settings": {**result.settings, **(extra_settings or {})},

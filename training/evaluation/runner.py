@@ -17,14 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from sgdepth_ros.metrics.depth import (MAX_DEPTH_EVAL, MIN_DEPTH_EVAL, PROTOCOLS, disp_to_depth, evaluation_mask,
-                                       image_metrics, mean_metrics, ratio_summary)
+from sgdepth_ros.metrics.depth import (HOLE_FACTOR, MAX_DEPTH_EVAL, MIN_DEPTH_EVAL, PROTOCOLS, compute_errors,
+                                       disp_to_depth, evaluation_mask, hole_mask, image_metrics, mean_metrics,
+                                       median_ratio, ratio_summary)
 from sgdepth_ros.metrics.segmentation import SegConfusion, seg_scores
 
 from ..network import normalize
 
-__all__ = ["REGIONS", "collate_eval", "eval_mode",
-           "DepthEvalResult", "SegEvalResult", "evaluate_depth", "evaluate_segmentation"]
+__all__ = ["REGIONS", "collate_eval", "eval_mode", "DepthEvalResult", "RegionEvalResult", "SegEvalResult",
+           "evaluate_depth", "evaluate_depth_regions", "evaluate_segmentation"]
 
 REGIONS = ("all", "moving", "static")
 
@@ -88,6 +89,42 @@ class DepthEvalResult:
     settings: dict = field(default_factory=dict)
 
 
+@dataclass
+class _Prediction:
+    """One evaluated image: ``name``, ``color`` [3,h,w] network input, ``gt`` HxW metres, ``pred`` HxW depth in model
+    units at the ground-truth size, ``moving`` HxW bool or None (samples without ``moving_mask``)."""
+
+    name: str
+    color: torch.Tensor
+    gt: np.ndarray
+    pred: np.ndarray
+    moving: np.ndarray | None
+
+
+def _predictions(model: torch.nn.Module, dataset: Dataset, device: torch.device, min_depth: float, max_depth: float,
+                 batch_size: int, num_workers: int, progress: bool, desc: str) -> Iterator[_Prediction]:
+    """Per image, in dataset order: disparity s=0 → bilinear (align_corners=False) to the ground truth's H×W → depth
+    with ``min_depth``/``max_depth``. The model runs in eval mode under no_grad."""
+    index = 0
+    with eval_mode(model):
+        for batch in _progress(_loader(dataset, batch_size, num_workers), progress, desc):
+            color = batch[("color", 0)]
+            n = color.shape[0]
+            names = _sample_names(batch, n, index)
+            disp = model(normalize(color.to(device)), tasks=("depth",), all_scales=False).disparities[0]
+            for i in range(n):
+                gt = batch["depth_gt"][i]
+                gt = gt[0].numpy() if gt.dim() == 3 else gt.numpy()
+                up = disp[i:i + 1].float()
+                if tuple(up.shape[-2:]) != gt.shape:
+                    up = F.interpolate(up, size=gt.shape, mode="bilinear", align_corners=False)
+                pred = disp_to_depth(up[0, 0].cpu().numpy().astype(np.float64), min_depth, max_depth)
+                moving = (batch["moving_mask"][i].reshape(gt.shape).numpy().astype(bool)
+                          if "moving_mask" in batch else None)
+                yield _Prediction(names[i], color[i], gt, pred, moving)
+            index += n
+
+
 def evaluate_depth(model: torch.nn.Module, dataset: Dataset, *, device: str | torch.device = "cpu",
                    protocol: str = "eigen", scaling: str = "median", fixed_scale: float | None = None,
                    min_depth: float = 0.1, max_depth: float = 100.0, min_depth_eval: float = MIN_DEPTH_EVAL,
@@ -119,37 +156,22 @@ def evaluate_depth(model: torch.nn.Module, dataset: Dataset, *, device: str | to
     per_image: list[dict] = []
     ratios: list[float] = []
     skipped: list[str] = []
-    index = 0
-    with eval_mode(model):
-        for batch in _progress(_loader(dataset, batch_size, num_workers), progress, "eval-depth"):
-            color = batch[("color", 0)]
-            n = color.shape[0]
-            names = _sample_names(batch, n, index)
-            disp = model(normalize(color.to(device)), tasks=("depth",), all_scales=False).disparities[0]
-            for i in range(n):
-                gt = batch["depth_gt"][i]
-                gt = gt[0].numpy() if gt.dim() == 3 else gt.numpy()
-                up = disp[i:i + 1].float()
-                if tuple(up.shape[-2:]) != gt.shape:
-                    up = F.interpolate(up, size=gt.shape, mode="bilinear", align_corners=False)
-                pred = disp_to_depth(up[0, 0].cpu().numpy().astype(np.float64), min_depth, max_depth)
-                mask = evaluation_mask(gt, protocol, min_depth_eval, max_depth_eval)
-                if region is not None:
-                    if "moving_mask" not in batch:
-                        raise ValueError("region evaluation needs samples with 'moving_mask' (synthetic world)")
-                    moving = batch["moving_mask"][i].reshape(gt.shape).numpy().astype(bool)
-                    mask &= moving if region == "moving" else ~moving
-                if not mask.any():
-                    skipped.append(names[i])
-                    index += 1
-                    continue
-                metrics, ratio = image_metrics(gt, pred, mask, scale=fixed_scale if scaling == "fixed" else None,
-                                               min_depth=min_depth_eval, max_depth=max_depth_eval)
-                ratios.append(ratio)
-                per_image.append({"name": names[i], "ratio": ratio, **metrics})
-                if on_image is not None:
-                    on_image(index, color[i], np.clip(pred * ratio, min_depth_eval, max_depth_eval), gt)
-                index += 1
+    for index, p in enumerate(_predictions(model, dataset, device, min_depth, max_depth, batch_size, num_workers,
+                                           progress, "eval-depth")):
+        mask = evaluation_mask(p.gt, protocol, min_depth_eval, max_depth_eval)
+        if region is not None:
+            if p.moving is None:
+                raise ValueError("region evaluation needs samples with 'moving_mask' (synthetic world)")
+            mask &= p.moving if region == "moving" else ~p.moving
+        if not mask.any():
+            skipped.append(p.name)
+            continue
+        metrics, ratio = image_metrics(p.gt, p.pred, mask, scale=fixed_scale if scaling == "fixed" else None,
+                                       min_depth=min_depth_eval, max_depth=max_depth_eval)
+        ratios.append(ratio)
+        per_image.append({"name": p.name, "ratio": ratio, **metrics})
+        if on_image is not None:
+            on_image(index, p.color, np.clip(p.pred * ratio, min_depth_eval, max_depth_eval), p.gt)
     if not per_image:
         raise ValueError(f"no image had a valid ground-truth pixel under protocol {protocol!r}"
                          + (f" and region {region!r}" if region else "") + f" ({len(skipped)} images)")
@@ -158,6 +180,114 @@ def evaluate_depth(model: torch.nn.Module, dataset: Dataset, *, device: str | to
                 "region": region or "all", "batch_size": batch_size}
     return DepthEvalResult(mean_metrics(per_image), len(per_image), ratios, ratio_summary(ratios), per_image,
                            skipped, settings)
+
+
+@dataclass
+class RegionEvalResult:
+    """Outcome of :func:`evaluate_depth_regions`.
+
+    ``regions``: region → mean metrics over the images with at least one valid pixel of that region (None when no
+    image has one); ``counts``: region → that number of images; ``holes``: ``{"fraction"}`` = hole pixels / moving
+    pixels pooled over the whole set (None without moving pixels), ``"image_mean"`` = mean of the per-image fractions,
+    ``"pixels"``, ``"moving_pixels"``, ``"images"``, ``"factor"``; ``ratios``: the one scale of each image;
+    ``per_image``: ``{"name", "ratio", <region>: metrics or None, "moving_pixels", "hole_pixels"}``; ``skipped``:
+    images without a valid pixel at all."""
+
+    regions: dict[str, dict[str, float] | None]
+    counts: dict[str, int]
+    holes: dict[str, Any]
+    ratios: list[float]
+    ratio_summary: dict[str, float]
+    per_image: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def evaluate_depth_regions(model: torch.nn.Module, dataset: Dataset, *, device: str | torch.device = "cpu",
+                           protocol: str = "capped", scaling: str = "median", fixed_scale: float | None = None,
+                           min_depth: float = 0.1, max_depth: float = 100.0, min_depth_eval: float = MIN_DEPTH_EVAL,
+                           max_depth_eval: float = MAX_DEPTH_EVAL, regions: tuple[str, ...] = REGIONS,
+                           hole_factor: float = HOLE_FACTOR, batch_size: int = 1, num_workers: int = 0,
+                           progress: bool = True,
+                           on_image: Callable[[str, torch.Tensor, np.ndarray, np.ndarray, np.ndarray], None]
+                           | None = None) -> RegionEvalResult:
+    """Depth metrics on all, moving-object and static pixels and the holes on moving objects, in one pass.
+
+    Unlike ``evaluate_depth(region=…)``, which median-scales each region on its own pixels, every image gets ONE
+    scale: per-image median over all its valid pixels (``scaling="median"``) or ``fixed_scale``. A moving object
+    learned as far away then shows as error on its pixels instead of being scaled back by its own median. Per
+    image: valid = mask of ``protocol``; region pixels = valid ∧ moving (∧ ¬moving for static); metrics of the scaled
+    prediction clamped to [min_depth_eval, max_depth_eval]; holes = valid moving pixels whose scaled, unclamped
+    prediction is more than ``hole_factor`` × the ground truth (metrics.depth.hole_mask).
+
+    Dataset samples as for :func:`evaluate_depth`, with ``"moving_mask"`` bool [1,H,W] when ``regions`` names moving
+    or static. ``on_image(name, color [3,h,w], depth HxW scaled+clamped, gt HxW, moving HxW bool)`` is called for
+    every evaluated image.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if scaling not in ("median", "fixed"):
+        raise ValueError(f"scaling must be 'median' or 'fixed', got {scaling!r}")
+    if scaling == "fixed" and not (fixed_scale is not None and np.isfinite(fixed_scale) and fixed_scale > 0):
+        raise ValueError(f"scaling='fixed' needs a positive finite fixed_scale, got {fixed_scale}")
+    regions = tuple(regions)
+    if not regions or not set(regions) <= set(REGIONS) or len(set(regions)) != len(regions):
+        raise ValueError(f"regions must be distinct names of {REGIONS}, got {regions}")
+    if not 0 < min_depth_eval < max_depth_eval:
+        raise ValueError(f"need 0 < min_depth_eval < max_depth_eval, got {min_depth_eval}, {max_depth_eval}")
+    needs_moving = "moving" in regions or "static" in regions
+    device = torch.device(device)
+    per_image: list[dict] = []
+    ratios: list[float] = []
+    skipped: list[str] = []
+    hole_pixels = moving_pixels = 0
+    hole_fractions: list[float] = []
+    for p in _predictions(model, dataset, device, min_depth, max_depth, batch_size, num_workers, progress,
+                          "eval-depth"):
+        valid = evaluation_mask(p.gt, protocol, min_depth_eval, max_depth_eval)
+        if needs_moving and p.moving is None:
+            raise ValueError("moving/static regions need samples with 'moving_mask' (synthetic world)")
+        if not valid.any():
+            skipped.append(p.name)
+            continue
+        ratio = median_ratio(p.gt[valid], p.pred[valid]) if scaling == "median" else float(fixed_scale)
+        scaled = p.pred * ratio
+        clamped = np.clip(scaled, min_depth_eval, max_depth_eval)
+        moving = p.moving if p.moving is not None else np.zeros_like(valid)
+        selections = {"all": valid, "moving": valid & moving, "static": valid & ~moving}
+        record: dict[str, Any] = {"name": p.name, "ratio": ratio}
+        for region in regions:
+            sel = selections[region]
+            record[region] = compute_errors(p.gt[sel], clamped[sel]) if sel.any() else None
+        if needs_moving:
+            sel = selections["moving"]
+            holes = int(hole_mask(p.gt[sel], scaled[sel], hole_factor).sum())
+            record.update(moving_pixels=int(sel.sum()), hole_pixels=holes)
+            moving_pixels += int(sel.sum())
+            hole_pixels += holes
+            if sel.any():
+                hole_fractions.append(holes / int(sel.sum()))
+        ratios.append(ratio)
+        per_image.append(record)
+        if on_image is not None:
+            on_image(p.name, p.color, clamped, p.gt, moving)
+    if not per_image:
+        raise ValueError(f"no image had a valid ground-truth pixel under protocol {protocol!r} ({len(skipped)} images)")
+    means: dict[str, dict[str, float] | None] = {}
+    counts: dict[str, int] = {}
+    for region in regions:
+        having = [r[region] for r in per_image if r[region] is not None]
+        means[region], counts[region] = (mean_metrics(having) if having else None), len(having)
+    holes_summary: dict[str, Any] = {"factor": hole_factor, "pixels": hole_pixels, "moving_pixels": moving_pixels,
+                                     "images": len(hole_fractions),
+                                     "fraction": hole_pixels / moving_pixels if moving_pixels else None,
+                                     "image_mean": float(np.mean(hole_fractions)) if hole_fractions else None}
+    settings = {"protocol": protocol, "scaling": scaling, "fixed_scale": fixed_scale, "min_depth": min_depth,
+                "max_depth": max_depth, "min_depth_eval": min_depth_eval, "max_depth_eval": max_depth_eval,
+                "regions": list(regions), "region_scaling": "one scale per image from all its valid pixels",
+                "hole_factor": hole_factor, "batch_size": batch_size}
+    return RegionEvalResult(means, counts, holes_summary if needs_moving else {}, ratios, ratio_summary(ratios),
+                            per_image, skipped, settings)
 
 
 @dataclass

@@ -52,6 +52,8 @@ class SynthConfig:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
     overwrite: bool = False
     rig: str | None = None  # --rig: comma list of built-in cameras or a rig .yaml file; None = one camera
+    world: str = "default"  # --world: the traffic (layout.WORLDS); "dynamic" = the masking ablation's
+    test_drives: int = 1    # --test-drives: how many of the last drives are the test split (≥ 3 drives: 1)
 
     def validate(self) -> None:
         checks = [
@@ -70,6 +72,11 @@ class SynthConfig:
             (0 <= self.exposure_jitter < 1, f"--exposure-jitter must be in [0, 1), got {self.exposure_jitter}"),
             (0 <= self.noise_sigma <= 0.5, f"--noise must be in [0, 0.5], got {self.noise_sigma}"),
             (1 <= self.workers <= 64, f"--workers must be in [1, 64], got {self.workers}"),
+            (self.world in layout.WORLDS, f"--world must be one of {', '.join(layout.WORLDS)}, got {self.world}"),
+            (1 <= self.test_drives <= 998, f"--test-drives must be in [1, 998], got {self.test_drives}"),
+            (self.test_drives == 1 or self.drives >= self.test_drives + 2,
+             f"--test-drives {self.test_drives} needs --drives ≥ {self.test_drives + 2} (train, val and test "
+             f"drives), got {self.drives}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -93,14 +100,15 @@ _cache: dict = {}
 
 
 def render_task(task: tuple) -> object:
-    """Render one frame: task = (seed, drive, frames, camera, index, exposure_jitter, noise_sigma) → render.Frame.
+    """Render one frame: task = (seed, drive, frames, camera, index, exposure_jitter, noise_sigma[, world]) →
+    render.Frame (``world``: one of layout.WORLDS, default "default").
 
-    The world of the last (seed, drive, frames) and a renderer per camera are kept, so each is built once.
+    The world of the last (seed, drive, frames, world) and a renderer per camera are kept, so each is built once.
     """
     from .render import Renderer
 
-    seed, drive, frames, camera, index, jitter, noise = task
-    world = _world(seed, drive, frames)
+    seed, drive, frames, camera, index, jitter, noise = task[:7]
+    world = _world(seed, drive, frames, *task[7:])
     renderers = _cache["renderers"]
     if camera not in renderers:
         renderers[camera] = Renderer(world, camera, threads=_threads())
@@ -110,8 +118,8 @@ def render_task(task: tuple) -> object:
 
 
 def render_rig_task(task: tuple) -> list:
-    """Render one frame of every rig camera: task = (seed, drive, frames, rig, index, exposure_jitter, noise_sigma),
-    rig a tuple of rig.RigCamera → [render.Frame] in rig order.
+    """Render one frame of every rig camera: task = (seed, drive, frames, rig, index, exposure_jitter, noise_sigma
+    [, world]), rig a tuple of rig.RigCamera → [render.Frame] in rig order.
 
     The cameras share one SceneGeometry of the world plus ``world.scenery_behind`` (for cameras looking back).
     Exposure and noise: the first camera draws from the stream of ``render_task`` (so a one-camera rig renders what
@@ -120,8 +128,8 @@ def render_rig_task(task: tuple) -> list:
     from .render import Renderer, SceneGeometry
     from .world import scenery_behind
 
-    seed, drive, frames, rig, index, jitter, noise = task
-    world = _world(seed, drive, frames)
+    seed, drive, frames, rig, index, jitter, noise = task[:7]
+    world = _world(seed, drive, frames, *task[7:])
     if _cache.get("rig_geometry") is None:
         _cache["rig_geometry"] = SceneGeometry(world, extra=scenery_behind(world))
     renderers = _cache["renderers"]
@@ -137,15 +145,15 @@ def render_rig_task(task: tuple) -> list:
     return out
 
 
-def _world(seed: int, drive: int, frames: int):
-    """The world of (seed, drive, frames), kept with its renderers until another is asked for."""
+def _world(seed: int, drive: int, frames: int, world: str = "default"):
+    """The world of (seed, drive, frames, world), kept with its renderers until another is asked for."""
     from .world import make_world
 
-    if _cache.get("world_key") != (seed, drive, frames):
+    if _cache.get("world_key") != (seed, drive, frames, world):
         for renderer in _cache.get("renderers", {}).values():
             renderer.close()
-        _cache.update(world_key=(seed, drive, frames), world=make_world(seed, frames, drive), renderers={},
-                      rig_geometry=None)
+        _cache.update(world_key=(seed, drive, frames, world), world=make_world(seed, frames, drive, world),
+                      renderers={}, rig_geometry=None)
     return _cache["world"]
 
 
@@ -250,7 +258,7 @@ def generate(config: SynthConfig, progress: bool = True) -> dict:
     manifest = {
         "generator": "sgdepth_ros synth", "version": 1,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()
-                   if not (k == "rig" and v is None)},
+                   if (k, v) not in _UNRECORDED_DEFAULTS},
         "kitti_camera": asdict(kitti_cam), "cityscapes_camera": asdict(city_cam),
         "drives": [layout.drive_folder(config.seed, d) for d in range(config.drives)],
         "splits": {k: len(v) for k, v in splits.items()}, "counts": counts,
@@ -260,6 +268,10 @@ def generate(config: SynthConfig, progress: bool = True) -> dict:
         manifest["rig"] = _rig_manifest(config, rig)
     (out / "synth.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+# settings whose default value synth.json leaves out (it predates them: a default dataset's manifest stays as it was)
+_UNRECORDED_DEFAULTS = {("rig", None), ("world", "default"), ("test_drives", 1)}
 
 
 def _rig_manifest(config: SynthConfig, rig: tuple[RigCamera, ...]) -> list[dict]:
@@ -291,15 +303,15 @@ def _one_drive(config: SynthConfig, drive: int, source: FrameSource, out: Path, 
     else:
         _one_camera_drive(config, drive, source, out, kitti_cam, counts, bar)
     for i in range(config.frames):
-        split = layout.frame_split(config.drives, config.frames, drive, i)
+        split = layout.frame_split(config.drives, config.frames, drive, i, config.test_drives)
         if split is not None:
             splits[split].append(SplitEntry(layout.drive_folder(config.seed, drive), i, "l"))
     if "cityscapes" in config.formats:
-        chosen = [(i, layout.frame_split(config.drives, config.frames, drive, i)) for i in range(config.frames)
-                  if i % config.cityscapes_every == 0]
+        chosen = [(i, layout.frame_split(config.drives, config.frames, drive, i, config.test_drives))
+                  for i in range(config.frames) if i % config.cityscapes_every == 0]
         chosen = [(i, "train" if s == "train" else "val") for i, s in chosen if s is not None]
-        tasks = [(config.seed, drive, config.frames, city_cam, i, config.exposure_jitter, config.noise_sigma)
-                 for i, _ in chosen]
+        tasks = [(config.seed, drive, config.frames, city_cam, i, config.exposure_jitter, config.noise_sigma,
+                  config.world) for i, _ in chosen]
         for (i, split), frame in zip(chosen, source.frames(tasks)):
             write_cityscapes_frame(out / "cityscapes", split, layout.city_name(config.seed), drive, frame)
             counts[f"cityscapes_{split}"] += 1
@@ -321,8 +333,8 @@ def _one_camera_drive(config: SynthConfig, drive: int, source: FrameSource, out:
     bag = (BagDriveWriter(out / "bags" / name.removesuffix("_sync"), kitti_cam, config.bag_storage,
                           config.bag_image) if "bag" in config.formats else None)
     needs_kitti_frames = kitti is not None or bag is not None
-    tasks = [(config.seed, drive, config.frames, kitti_cam, i, config.exposure_jitter, config.noise_sigma)
-             for i in range(config.frames)] if needs_kitti_frames else []
+    tasks = [(config.seed, drive, config.frames, kitti_cam, i, config.exposure_jitter, config.noise_sigma,
+              config.world) for i in range(config.frames)] if needs_kitti_frames else []
     try:
         for frame in source.frames(tasks):
             stamp = t0 + frame.index * 100_000_000
@@ -335,7 +347,7 @@ def _one_camera_drive(config: SynthConfig, drive: int, source: FrameSource, out:
         if bag is not None:  # a readable bag even when rendering failed part-way
             bag.close()
     if kitti is not None:
-        kitti.close(make_world(config.seed, config.frames, drive).actors)
+        kitti.close(make_world(config.seed, config.frames, drive, config.world).actors)
         counts["kitti_frames"] += config.frames
     if bag is not None:
         counts["bag_messages"] += sum(bag.writer.message_counts.values())
@@ -354,7 +366,7 @@ def _one_rig_drive(config: SynthConfig, drive: int, source: FrameSource, out: Pa
               for cam in rig] if "kitti" in config.formats else None)
     bag = (BagDriveWriter(out / "bags" / name.removesuffix("_sync"), rig[0].camera, config.bag_storage,
                           config.bag_image, rig=rig) if "bag" in config.formats else None)
-    tasks = [(config.seed, drive, config.frames, rig, i, config.exposure_jitter, config.noise_sigma)
+    tasks = [(config.seed, drive, config.frames, rig, i, config.exposure_jitter, config.noise_sigma, config.world)
              for i in range(config.frames)] if kitti is not None or bag is not None else []
     try:
         for frames in source.frames(tasks, render_rig_task):
@@ -369,7 +381,7 @@ def _one_rig_drive(config: SynthConfig, drive: int, source: FrameSource, out: Pa
         if bag is not None:  # a readable bag even when rendering failed part-way
             bag.close()
     if kitti is not None:
-        actors = make_world(config.seed, config.frames, drive).actors
+        actors = make_world(config.seed, config.frames, drive, config.world).actors
         for writer in kitti:
             writer.close(actors)
         counts["kitti_frames"] += config.frames * len(rig)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 
 SPLIT_NAME = "synthetic"
+#: Traffic of a world (``synth --world``): ``default`` the everyday town; ``dynamic`` the town of the masking ablation
+#: (issue 17), where objects moving with the camera are common (world._make_dynamic_actors).
+WORLDS = ("default", "dynamic")
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 NEIGHBOUR_GAP = 2  # training samples keep this many frames away from val/test frames (they use frames ±1)
 
@@ -41,19 +44,22 @@ def start_stamp_ns(seed: int, drive: int) -> int:
     return int(date.timestamp()) * 10**9 + drive * 3600 * 10**9
 
 
-def frame_split(drives: int, frames: int, drive: int, frame: int) -> str | None:
+def frame_split(drives: int, frames: int, drive: int, frame: int, test_drives: int = 1) -> str | None:
     """Which split frame ``frame`` of ``drive`` belongs to as a training target: train, val, test or None.
 
-    With three or more drives the last drive is the test split and the one before it validation (no frame of a
-    test drive is ever seen in training). With fewer, each drive is cut in time: the last 20 % of its frames test,
-    the 10 % before validation, the rest training, and training targets within NEIGHBOUR_GAP frames of a
-    validation or test frame are dropped so no training sample reads a held-out frame. First and last frames of a
-    drive are never targets (they lack a neighbour).
+    With ``test_drives`` + 2 or more drives the last ``test_drives`` drives are the test split and the one before
+    them validation (no frame of a test drive is ever seen in training). With fewer (only possible for
+    ``test_drives`` = 1), each drive is cut in time: the last 20 % of its frames test, the 10 % before validation,
+    the rest training, and training targets within NEIGHBOUR_GAP frames of a validation or test frame are dropped so
+    no training sample reads a held-out frame. First and last frames of a drive are never targets (they lack a
+    neighbour).
     """
     if frame < 1 or frame > frames - 2:
         return None
-    if drives >= 3:
-        return "test" if drive == drives - 1 else "val" if drive == drives - 2 else "train"
+    if drives >= test_drives + 2:
+        return "test" if drive >= drives - test_drives else "val" if drive == drives - test_drives - 1 else "train"
+    if test_drives != 1:
+        raise ValueError(f"{test_drives} test drives need at least {test_drives + 2} drives, got {drives}")
     usable = frames - 2
     test_start = 1 + int(round(usable * (1 - TEST_FRACTION)))
     val_start = 1 + int(round(usable * (1 - TEST_FRACTION - VAL_FRACTION)))

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import actors as A
 from .camera import CAMERA_HEIGHT_M
+from .layout import WORLDS
 from .materials import Material as M
 from .meshes import Mesh, box, concatenate, quad_strip, sphere, upright_cylinder
 from .road import STEP_M, Road, make_road
@@ -158,8 +159,14 @@ def _traffic_light(road: Road, s: float, side: int) -> StaticPart:
                       np.ones(3, np.float32))
 
 
-def make_world(seed: int, frames: int, drive: int = 0) -> World:
-    """The town of ``seed`` around drive number ``drive``: a different road and scenery per (seed, drive)."""
+def make_world(seed: int, frames: int, drive: int = 0, world: str = "default") -> World:
+    """The town of ``seed`` around drive number ``drive``: a different road and scenery per (seed, drive).
+
+    ``world`` (one of layout.WORLDS) chooses the traffic (the dynamic one: :func:`_make_dynamic_actors`); road and
+    scenery of a (seed, drive) are the same in every world, and the default world is exactly what it always was.
+    """
+    if world not in WORLDS:
+        raise ValueError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
     rng = np.random.default_rng([seed, drive])
     ego_speed = float(rng.uniform(8, 12))
     travel = ego_speed * (frames - 1) / FPS
@@ -189,7 +196,8 @@ def make_world(seed: int, frames: int, drive: int = 0) -> World:
             static.append(StaticPart(_placed(road, street, x, 0.0), np.ones(3, np.float32)))
             static.append(_traffic_light(road, x - 7.0 if side > 0 else x + 7.0, side))
 
-    actors = _make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections)
+    make_actors = _make_actors if world == "default" else _make_dynamic_actors
+    actors = make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections)
     azimuth, elevation = rng.uniform(-np.pi, np.pi), rng.uniform(np.radians(30), np.radians(60))
     sun = np.array([np.cos(elevation) * np.sin(azimuth), -np.sin(elevation), np.cos(elevation) * np.cos(azimuth)])
     return World(seed, road, ego_speed, frames, static, actors, sun, intersections, drive)
@@ -228,47 +236,106 @@ def _extended_back(road: Road, s_start: float) -> Road:
                 np.concatenate([np.full(n, psi), road.heading]))
 
 
+class _Cast:
+    """The actors of a world as they are made: ``add`` draws a car or person mesh and tint from ``rng`` and numbers
+    the actor (ids from 1 in the order of creation)."""
+
+    def __init__(self, rng: np.random.Generator, road: Road, intersections: list[float]):
+        self.rng, self.road, self.intersections = rng, road, intersections
+        self.actors: list[A.Actor] = []
+
+    def add(self, kind: str, motion) -> None:
+        mesh, size = A.car_mesh(self.rng) if kind == "car" else A.person_mesh(self.rng)
+        self.actors.append(A.Actor(len(self.actors) + 1, kind, mesh, A.random_tint(self.rng, kind), motion, size))
+
+    def away_from_crossings(self, s: float, margin: float = 9.0) -> bool:
+        return all(abs(s - x) > margin for x in self.intersections)
+
+    def parked_cars(self, s_lo: float, s_hi: float, probability: float) -> None:
+        """Parked cars in both parking strips: a slot every 5.5–9 m, taken with ``probability``."""
+        rng, road = self.rng, self.road
+        for side in (-1, 1):
+            s = s_lo + rng.uniform(0, 10)
+            while s < s_hi:
+                if rng.random() < probability and self.away_from_crossings(s):
+                    self.add("car", A.Still(A.yaw_pose(*np.array(road.pose(s, side * PARKING_D))[[0, 1]],
+                                                       float(road.pose(s)[2]) + (0 if side > 0 else np.pi))))
+                s += rng.uniform(5.5, 9.0)
+
+    def crossing_cars(self, duration: float) -> None:
+        """Crossing traffic at the intersections, timed to cross in front of the ego during the drive."""
+        rng, road = self.rng, self.road
+        for x in self.intersections:
+            if rng.random() < 0.8:
+                direction = 1 if rng.random() < 0.5 else -1
+                cx, cz, psi = road.pose(x - 3.0 * direction)  # its own right-hand lane
+                right = np.array([np.cos(psi), -np.sin(psi)]) * direction
+                self.add("car", A.LineMotion((float(cx), float(cz)), (float(right[0]), float(right[1])),
+                                             float(rng.uniform(6, 10)), float(rng.uniform(0, duration))))
+
+    def pedestrians(self, s_lo: float, s_hi: float) -> None:
+        """Pedestrians on the sidewalks, walking along or standing."""
+        rng, road = self.rng, self.road
+        s = s_lo + rng.uniform(0, 8)
+        while s < s_hi:
+            side = 1 if rng.random() < 0.5 else -1
+            speed = 0.0 if rng.random() < 0.25 else float(rng.uniform(0.8, 1.6)) * (1 if rng.random() < 0.5 else -1)
+            d = side * float(rng.uniform(6.2, 8.0))
+            if speed == 0.0:
+                x, z, psi = road.pose(s, d)
+                self.add("person", A.Still(A.yaw_pose(float(x), float(z), float(psi) + rng.uniform(-np.pi, np.pi),
+                                                      -KERB_H)))
+            else:
+                self.add("person", A.RoadMotion(road, float(s), speed, d, -KERB_H))
+            s += rng.uniform(6, 20)
+
+
 def _make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections) -> list[A.Actor]:
     """Parked cars, a lead car at the ego's speed, oncoming and crossing cars, pedestrians."""
-    actors: list[A.Actor] = []
+    cast = _Cast(rng, road, intersections)
     duration = (frames - 1) / FPS
-
-    def add(kind, motion):
-        mesh, size = A.car_mesh(rng) if kind == "car" else A.person_mesh(rng)
-        actors.append(A.Actor(len(actors) + 1, kind, mesh, A.random_tint(rng, kind), motion, size))
-
-    def away_from_crossings(s, margin=9.0):
-        return all(abs(s - x) > margin for x in intersections)
-
-    for side in (-1, 1):  # parked cars in the parking strips
-        s = s_lo + rng.uniform(0, 10)
-        while s < s_hi:
-            if rng.random() < 0.45 and away_from_crossings(s):
-                add("car", A.Still(A.yaw_pose(*np.array(road.pose(s, side * PARKING_D))[[0, 1]],
-                                              float(road.pose(s)[2]) + (0 if side > 0 else np.pi))))
-            s += rng.uniform(5.5, 9.0)
+    cast.parked_cars(s_lo, s_hi, 0.45)
     if rng.random() < 0.85:  # the lead car: same lane, same speed, so it looks static to the ego camera
-        add("car", A.RoadMotion(road, float(rng.uniform(10, 22)), ego_speed, LANE_D))
+        cast.add("car", A.RoadMotion(road, float(rng.uniform(10, 22)), ego_speed, LANE_D))
     s = rng.uniform(20, 60)  # oncoming traffic in the left lane, spread so cars pass during the drive
     while s < s_hi + duration * 12:
-        add("car", A.RoadMotion(road, float(s), -float(rng.uniform(8, 14)), -LANE_D))
+        cast.add("car", A.RoadMotion(road, float(s), -float(rng.uniform(8, 14)), -LANE_D))
         s += rng.uniform(30, 70)
-    for x in intersections:  # crossing traffic, timed to cross in front of the ego during the drive
-        if rng.random() < 0.8:
-            direction = 1 if rng.random() < 0.5 else -1
-            cx, cz, psi = road.pose(x - 3.0 * direction)  # its own right-hand lane
-            right = np.array([np.cos(psi), -np.sin(psi)]) * direction
-            add("car", A.LineMotion((float(cx), float(cz)), (float(right[0]), float(right[1])),
-                                    float(rng.uniform(6, 10)), float(rng.uniform(0, duration))))
-    s = s_lo + rng.uniform(0, 8)  # pedestrians on the sidewalks, walking along or standing
-    while s < s_hi:
-        side = 1 if rng.random() < 0.5 else -1
-        speed = 0.0 if rng.random() < 0.25 else float(rng.uniform(0.8, 1.6)) * (1 if rng.random() < 0.5 else -1)
-        d = side * float(rng.uniform(6.2, 8.0))
-        if speed == 0.0:
-            x, z, psi = road.pose(s, d)
-            add("person", A.Still(A.yaw_pose(float(x), float(z), float(psi) + rng.uniform(-np.pi, np.pi), -KERB_H)))
-        else:
-            add("person", A.RoadMotion(road, float(s), speed, d, -KERB_H))
-        s += rng.uniform(6, 20)
-    return actors
+    cast.crossing_cars(duration)
+    cast.pedestrians(s_lo, s_hi)
+    return cast.actors
+
+
+# The dynamic world (synth --world dynamic): how near the ego's speed its lead and oncoming cars drive.
+LEAD_SPEED_SPREAD = 0.05      # lead cars at ego speed × [1 − 0.05, 1 + 0.05] (half of the first ones exactly at it)
+ONCOMING_SPEED_SPREAD = 0.10  # oncoming cars at ego speed × [0.9, 1.1], towards the ego
+MIN_LEAD_GAP_M = 6.0          # a slower lead car never comes nearer than this (centre to camera, metres)
+
+
+def _make_dynamic_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections) -> list[A.Actor]:
+    """The traffic of the masking ablation: the failure case of self-supervised depth made common.
+
+    Every drive has a lead car in the ego lane 12–22 m ahead, at the ego's speed (half of the drives) or within ±5 %
+    of it, and with probability 0.7 a second one 18–30 m further ahead, never slower than the first; oncoming cars
+    every 20–45 m at 0.9–1.1 × the ego's speed; parked cars in 70 % of the parking slots (static: they must not become
+    holes); crossing traffic and pedestrians as in the default world. A slower lead car starts far enough ahead to
+    stay ``MIN_LEAD_GAP_M`` away for the whole drive.
+    """
+    cast = _Cast(rng, road, intersections)
+    duration = (frames - 1) / FPS
+    cast.parked_cars(s_lo, s_hi, 0.7)
+    gap = float(rng.uniform(12, 22))
+    slowest = max(1 - LEAD_SPEED_SPREAD, 1 - (gap - MIN_LEAD_GAP_M) / (ego_speed * max(duration, 1e-6)))
+    factor = 1.0 if rng.random() < 0.5 else float(rng.uniform(slowest, 1 + LEAD_SPEED_SPREAD))
+    cast.add("car", A.RoadMotion(road, gap, ego_speed * factor, LANE_D))
+    if rng.random() < 0.7:
+        second = float(rng.uniform(max(factor, 1 - LEAD_SPEED_SPREAD), 1 + LEAD_SPEED_SPREAD))
+        cast.add("car", A.RoadMotion(road, gap + float(rng.uniform(18, 30)), ego_speed * second, LANE_D))
+    s = rng.uniform(10, 30)  # oncoming traffic in the left lane, dense enough that one is nearly always in view
+    while s < s_hi + duration * ego_speed * (1 + ONCOMING_SPEED_SPREAD):
+        speed = ego_speed * float(rng.uniform(1 - ONCOMING_SPEED_SPREAD, 1 + ONCOMING_SPEED_SPREAD))
+        cast.add("car", A.RoadMotion(road, float(s), -speed, -LANE_D))
+        s += rng.uniform(20, 45)
+    cast.crossing_cars(duration)
+    cast.pedestrians(s_lo, s_hi)
+    return cast.actors
