@@ -12,11 +12,10 @@ import signal
 import cv2
 import numpy as np
 import pytest
-from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CompressedImage
 
 from ros_payloads import smooth_rgb
-from sgdepth_ros.ros.probe import Probe
+from sgdepth_ros.ros.probe import Probe, RigProbes
 from sgdepth_ros.ros.sync import stamp_ns
 from test_node import (MODEL_UNITS, NET_H, NET_W, SCALE, all_frames_accounted, camera_info,  # noqa: F401
                        constant_depth_checkpoint, diagnostics_after, frame_counts, header, image_array, outputs_for,
@@ -53,29 +52,12 @@ def info_for(camera: str, h):
     return camera_info(h, width, height, k)
 
 
-class Rig:
+def Rig(namespace: str, outputs=OUTPUTS, **probe_args) -> RigProbes:
     """One probe per camera (namespace /<rig>/<camera>: its inputs and outputs), all spun by one executor."""
-
-    def __init__(self, namespace: str, outputs=OUTPUTS, **probe_args):
-        self.executor = SingleThreadedExecutor()
-        self.probes = {}
-        for camera, (_, encoding, _, _) in CAMERAS.items():
-            probe = Probe(outputs, name=f"probe_{camera}", namespace=f"/{namespace}/{camera}",
-                          compressed=encoding == "jpeg", status=f"/{namespace}/sgdepth/{camera}: sgdepth inference",
-                          **probe_args)
-            self.executor.add_node(probe)
-            self.probes[camera] = probe
-
-    def __getitem__(self, camera: str) -> Probe:
-        return self.probes[camera]
-
-    def wait_for_subscribers(self, timeout: float = 60.0) -> bool:
-        return all(probe.wait_for_subscribers(timeout) for probe in self.probes.values())
-
-    def destroy(self) -> None:
-        for probe in self.probes.values():
-            probe.destroy_node()
-        self.executor.shutdown()
+    return RigProbes({camera: Probe(outputs, name=f"probe_{camera}", namespace=f"/{namespace}/{camera}",
+                                    compressed=encoding == "jpeg",
+                                    status=f"/{namespace}/sgdepth/{camera}: sgdepth inference", **probe_args)
+                      for camera, (_, encoding, _, _) in CAMERAS.items()})
 
 
 @pytest.fixture(scope="module")

@@ -249,40 +249,27 @@ class _Header:
 
 
 class _Client:
-    """One probe per camera (namespace /<ns>/<camera>), all spun by one executor."""
+    """One probe per camera (namespace /<ns>/<camera>), all spun by one executor (:class:`RigProbes`)."""
 
     def __init__(self, namespace: str, cameras: list[str], layout: str, outputs: tuple[str, ...], reliable: bool):
-        from rclpy.executors import SingleThreadedExecutor
+        from ..ros.probe import RigProbes
 
         probe_class = _stamp_probe_class()
-        self.executor = SingleThreadedExecutor()
-        self.probes = {}
+        probes = {}
         for camera in cameras:
             status = (f"/{namespace}/sgdepth/{camera}: sgdepth inference" if layout == ONE_NODE
                       else f"/{namespace}/{camera}/sgdepth: sgdepth inference")
-            probe = probe_class(list(outputs), name=f"bench_{camera}", namespace=f"/{namespace}/{camera}",
-                                status=status, input_depth=RELIABLE_QOS_DEPTH if reliable else 10)
-            self.executor.add_node(probe)
-            self.probes[camera] = probe
-
-    def spin_until(self, condition, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self.executor.spin_once(timeout_sec=min(0.01, remaining))
-        return True
+            probes[camera] = probe_class(list(outputs), name=f"bench_{camera}", namespace=f"/{namespace}/{camera}",
+                                         status=status, input_depth=RELIABLE_QOS_DEPTH if reliable else 10)
+        self.rig = RigProbes(probes)
+        self.probes = self.rig.probes
+        self.spin_until = self.rig.spin_until
+        self.destroy = self.rig.destroy
 
     def depth_arrivals(self, camera: str) -> dict[int, int]:
         from ..ros.sync import stamp_ns
 
         return {stamp_ns(m.header): t for t, m in self.probes[camera].messages["depth"]}
-
-    def destroy(self) -> None:
-        for probe in self.probes.values():
-            probe.destroy_node()
-        self.executor.shutdown()
 
 
 def _node_params(model: str, size: tuple[int, int] | None, args) -> dict:

@@ -93,3 +93,31 @@ class Probe(Node):
         prefix = self._status_name or f"{self.get_namespace().rstrip('/')}/{node}: "
         return [{kv.key: kv.value for kv in status.values} for _, msg in self.messages["/diagnostics"]
                 for status in msg.status if status.name.startswith(prefix)]
+
+
+class RigProbes:
+    """One :class:`Probe` per camera of a multi-camera node, all added to one executor, so spinning for any camera
+    processes every camera's callbacks. ``probes``: camera name → its probe (namespace ``/<node ns>/<camera>``)."""
+
+    def __init__(self, probes: dict):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor()
+        self.probes = dict(probes)
+        for probe in self.probes.values():
+            self.executor.add_node(probe)
+
+    def __getitem__(self, camera: str) -> Probe:
+        return self.probes[camera]
+
+    def spin_until(self, condition, timeout: float) -> bool:
+        """As :meth:`Probe.spin_until`, for every camera's callbacks."""
+        return next(iter(self.probes.values())).spin_until(condition, timeout)
+
+    def wait_for_subscribers(self, timeout: float = 60.0) -> bool:
+        return all(probe.wait_for_subscribers(timeout) for probe in self.probes.values())
+
+    def destroy(self) -> None:
+        for probe in self.probes.values():
+            probe.destroy_node()
+        self.executor.shutdown()
