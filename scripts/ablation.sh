@@ -3,7 +3,8 @@
 # (`sgdepth-ros synth --preset dynamic`: a lead car at or near the ego's speed in every drive, oncoming cars near it,
 # many parked cars; 10 drives x 80 frames, the last 2 held out for testing), train runs
 #   a only depth (reference only-depth settings), b full without masking, c full with masking,
-#   d full masking every dynamic pixel (no static-frame detection)
+#   d full masking every dynamic pixel (no static-frame detection),
+#   e full with masking from epoch 5 of 20 (the reference starts at 15, where the learning rate drops)
 # with the same data, seed, step budget and resolution, evaluate them on the test drives (AbsRel and d<1.25 on all,
 # moving-object and static pixels; holes = moving-object pixels predicted > 2x too far) and write the table and the
 # figure. Rerunning it continues where it stopped: the data is kept, finished runs are kept, others resume exactly.
@@ -14,7 +15,7 @@
 #   EXTRA_ARGS="--no-train" scripts/ablation.sh          # report on the runs as they are now
 #   EXTRA_ARGS="--set c:masking_from_epoch=10" OUT=runs/ablation_m10 scripts/ablation.sh   # a variation
 #
-# Settings (environment): DATA (data/ablation), OUT (runs/ablation), REPORT (docs/ablation.md), RUNS (a,b,c,d),
+# Settings (environment): DATA (data/ablation), OUT (runs/ablation), REPORT (docs/ablation.md), RUNS (a,b,c,d,e),
 # SEEDS (1), STEPS (800 per run), EPOCHS (20), WIDTH/HEIGHT (320/96), DEVICE (auto), AMP (off), NUM_WORKERS (1),
 # PRETRAINED (scratch), SYNTH_SEED (17), DRIVES/FRAMES/SYNTH_SIZE/CITYSCAPES_SIZE (the preset's 10/80/640x192/
 # 512x256), SGDEPTH (.venv/bin/sgdepth-ros), EXTRA_ARGS (more `sgdepth-ros ablation` flags).
@@ -38,6 +39,6 @@ fi
 
 # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags
 "$SGDEPTH" ablation --data "$DATA" --out "$OUT" --report "$REPORT" \
-    --runs "${RUNS:-a,b,c,d}" --seeds "${SEEDS:-1}" --steps "${STEPS:-800}" --epochs "${EPOCHS:-20}" \
+    --runs "${RUNS:-a,b,c,d,e}" --seeds "${SEEDS:-1}" --steps "${STEPS:-800}" --epochs "${EPOCHS:-20}" \
     --width "${WIDTH:-320}" --height "${HEIGHT:-96}" --device "${DEVICE:-auto}" --amp "${AMP:-off}" \
     --num-workers "${NUM_WORKERS:-1}" --pretrained "${PRETRAINED:-scratch}" --no-progress ${EXTRA_ARGS:-}

@@ -275,17 +275,24 @@ def test_study_configs_share_data_seed_steps_and_resolution(dynamic, tmp_path):
     (dynamic / "cityscapes").mkdir(exist_ok=True)
     study = ablation.StudySettings(data=dynamic, out=tmp_path, steps=700, epochs=20)
     study.validate()
-    configs = {k: ablation.train_config(study, k, 1) for k in "abcd"}
-    a, b, c, d = configs.values()
+    assert study.runs == ("a", "b", "c", "d", "e")
+    configs = {k: ablation.train_config(study, k, 1) for k in study.runs}
+    a, b, c, d, e = configs.values()
     for cfg in configs.values():
         assert (cfg.width, cfg.height, cfg.seed, cfg.epochs, cfg.batches_per_epoch) == (320, 96, 1, 20, 35)
-        assert cfg.kitti_root == str(dynamic / "kitti") and cfg.lr_step == 15 and cfg.masking_from_epoch == 15
+        assert cfg.kitti_root == str(dynamic / "kitti") and cfg.lr_step == 15
+    assert [cfg.masking_from_epoch for cfg in configs.values()] == [15, 15, 15, 15, 5]  # e masks early
     assert (a.depth_batch, a.seg_batch, a.grad_scales, a.depth_only) == (12, 0, (1.0, 0.0), True)
     assert (b.depth_batch, b.seg_batch, b.grad_scales, b.masking) == (6, 6, (0.9, 0.1), False)
     assert (c.masking, c.masking_always) == (True, False) and (d.masking, d.masking_always) == (True, True)
+    assert (e.masking, e.masking_always, e.seg_batch) == (True, False, 6)
+    # e differs from c only in where masking starts
+    assert {k for k, v in e.__dict__.items() if c.__dict__[k] != v} == {"masking_from_epoch", "notes"}
     assert study.total_steps == 700
+    assert ablation.StudySettings(data=dynamic, out=tmp_path, steps=80, epochs=8).masking_epoch("e") == 2
+    assert ablation.study_record(study)["masking_epochs"] == {"c": 15, "d": 15, "e": 5}
     with pytest.raises(ValueError, match="runs must be distinct keys"):
-        ablation.StudySettings(data=dynamic, out=tmp_path, runs=("a", "e")).validate()
+        ablation.StudySettings(data=dynamic, out=tmp_path, runs=("a", "f")).validate()
 
 
 def test_runs_resume_exactly_and_finished_runs_are_kept(dynamic, tmp_path):
@@ -368,3 +375,10 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
                         "0.155 ± 0.005 | 0.750 ± 0.000 | 11.0 ± 1.0 % | 800 | 60 min |")
     (line,) = comparisons(aggregated)
     assert "moving AbsRel -23.8 %" in line and "holes 11.0 % → 3.0 %" in line and line.endswith(": met")
+    # run e (early masking) is held to the same goal against a, and compared with b
+    with_e = aggregate([result("a", 1, 0.40, 0.15, 0.10), result("b", 1, 0.38, 0.15, 0.09),
+                        result("e", 1, 0.36, 0.15, 0.05)])
+    lines = comparisons(with_e)
+    assert [line.split(",")[0] for line in lines] == ["- (b) vs (a)", "- (e) vs (b)", "- (e) vs (a)"]
+    assert lines[1].endswith("holes 9.0 % → 5.0 %") and "moving AbsRel -10.0 %" in lines[2]
+    assert lines[2].endswith(": not met")

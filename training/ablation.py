@@ -7,7 +7,11 @@ Four runs on the same synthetic data (``sgdepth-ros synth --preset dynamic``), s
 - ``b`` full without masking (``synthetic_full``, ``masking=False``);
 - ``c`` full with masking (``synthetic_full``), the reference schedule scaled to the run's epochs;
 - ``d`` full with masking but without the static-frame detection (``masking_always=True``: in the masking epochs
-  every dynamic-class pixel of every frame is masked).
+  every dynamic-class pixel of every frame is masked);
+- ``e`` full with masking from a quarter of the epochs on (epoch 5 of 20) instead of 15 of 20: the diagnostic of the
+  schedule. In the reference schedule masking starts where the learning rate drops (to a tenth here, to 1e-8 in the
+  reference code), so its masked epochs barely move the weights; ``e`` masks while the network still learns (the lr
+  step stays at 15/20, and the threshold's linear increase spreads over the longer masking span).
 
 The step budget is the same for every run: ``epochs`` epochs of ``steps / epochs`` steps (``batches_per_epoch``),
 whatever the batch; the learning-rate step and the first masking epoch sit at 15/20 of the epochs as in the reference
@@ -35,24 +39,28 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Run:
-    """One arm of the study: ``key`` (a–d), a short ``label``, the training ``preset`` and its ``settings``."""
+    """One arm of the study: ``key`` (a–e), a short ``label``, the training ``preset`` and its ``settings``."""
 
     key: str
     label: str
     preset: str
     settings: dict
     segmentation: bool
+    masking_start: float | None = None  # first masking epoch as a fraction of the epochs; None: the reference's
 
 
+# where the reference puts its lr step and first masking epoch: epoch 15 of 20
+REFERENCE_SCHEDULE_FRACTION = 15 / 20
+# run e's first masking epoch: 5 of 20
+EARLY_MASKING_FRACTION = 5 / 20
 RUNS: dict[str, Run] = {
     "a": Run("a", "only depth", "synthetic_only_depth", {}, False),
     "b": Run("b", "full, no masking", "synthetic_full", {"masking": False}, True),
     "c": Run("c", "full, masking", "synthetic_full", {"masking": True}, True),
     "d": Run("d", "full, masking without static-frame detection", "synthetic_full",
              {"masking": True, "masking_always": True}, True),
+    "e": Run("e", "full, early masking", "synthetic_full", {"masking": True}, True, EARLY_MASKING_FRACTION),
 }
-# where the reference puts its lr step and first masking epoch: epoch 15 of 20
-REFERENCE_SCHEDULE_FRACTION = 15 / 20
 # settings of a run folder that may differ when a run is resumed (where and how fast, not what is computed)
 RESUMABLE_DIFFERENCES = ("device", "num_workers", "max_steps")
 EVAL_FILE, FIGURE_FILE, TIME_FILE = "ablation_eval.json", "ablation_figure.npz", "ablation_time.json"
@@ -65,7 +73,7 @@ class StudySettings:
 
     data: Path
     out: Path
-    runs: tuple[str, ...] = ("a", "b", "c", "d")
+    runs: tuple[str, ...] = tuple(RUNS)
     seeds: tuple[int, ...] = (1,)
     steps: int = 800
     epochs: int = 20
@@ -111,7 +119,16 @@ class StudySettings:
     @property
     def schedule_epoch(self) -> int:
         """lr step and first masking epoch: the reference's 15 of 20, scaled (≥ 1, ≤ epochs − 1 when possible)."""
-        return max(1, min(round(REFERENCE_SCHEDULE_FRACTION * self.epochs), self.epochs - 1))
+        return self.epoch_at(REFERENCE_SCHEDULE_FRACTION)
+
+    def epoch_at(self, fraction: float) -> int:
+        """The epoch at ``fraction`` of the epochs (rounded; ≥ 1, ≤ epochs − 1 when possible)."""
+        return max(1, min(round(fraction * self.epochs), self.epochs - 1))
+
+    def masking_epoch(self, key: str) -> int:
+        """Run ``key``'s first masking epoch (run e's early one, else the reference's scaled)."""
+        start = RUNS[key].masking_start
+        return self.schedule_epoch if start is None else self.epoch_at(start)
 
     def manifest(self) -> dict:
         """The data's synth.json."""
@@ -148,7 +165,7 @@ def train_config(study: StudySettings, key: str, seed: int) -> TrainConfig:
     values = dict(kitti_root=str(study.kitti_root()), cityscapes_root=str(cityscapes) if run.segmentation else None,
                   width=study.width, height=study.height, seg_resize=_seg_resize(study), seed=seed,
                   epochs=study.epochs, batches_per_epoch=study.batches_per_epoch, lr_step=study.schedule_epoch,
-                  masking_from_epoch=study.schedule_epoch, pretrained=study.pretrained,
+                  masking_from_epoch=study.masking_epoch(key), pretrained=study.pretrained,
                   num_workers=study.num_workers, device=study.device, amp=study.amp, validate=False,
                   checkpoint_every_steps=25, checkpoint_every_epochs=1000, log_every_steps=10,
                   image_every_steps=max(100, study.total_steps // 4),
@@ -346,6 +363,7 @@ def study_record(study: StudySettings) -> dict:
             "data_size": f"{cfg.get('width')}x{cfg.get('height')}", "splits": manifest.get("splits"),
             "runs": list(study.runs), "seeds": list(study.seeds), "steps": study.total_steps, "epochs": study.epochs,
             "batches_per_epoch": study.batches_per_epoch, "schedule_epoch": study.schedule_epoch,
+            "masking_epochs": {k: study.masking_epoch(k) for k in study.runs if RUNS[k].settings.get("masking")},
             "resolution": f"{study.width}x{study.height}", "seg_resize": "x".join(map(str, _seg_resize(study))),
             "device": study.device, "amp": study.amp, "pretrained": study.pretrained,
             "settings": {k: dict(v) for k, v in study.settings.items()}}

@@ -1,4 +1,4 @@
-"""``sgdepth-ros ablation``: the masking ablation of issue 17 — train runs a–d on the same synthetic data, evaluate
+"""``sgdepth-ros ablation``: the masking ablation of issue 17 — train runs a–e on the same synthetic data, evaluate
 them on the test drives (all / moving / static pixels, holes on moving objects) and write the report.
 
     sgdepth-ros synth --preset dynamic --out data/ablation              # the data (scripts/ablation.sh does both)
@@ -7,7 +7,7 @@ them on the test drives (all / moving / static pixels, holes on moving objects) 
     sgdepth-ros ablation ... --no-train                                  # report on what the runs have so far
 
 Runs: a only depth (synthetic_only_depth), b full without masking, c full with masking, d masking every
-dynamic-class pixel without the static-frame detection. Run folders: <out>/<run>_seed<seed>/ (ordinary training runs:
+dynamic-class pixel without the static-frame detection, e masking from epoch 5 of 20 (the schedule's diagnostic). Run folders: <out>/<run>_seed<seed>/ (ordinary training runs:
 export, eval-depth and train --resume work on them).
 """
 from __future__ import annotations
@@ -21,9 +21,11 @@ from sgdepth_ros.commands.arg_types import multiple_of_32, size
 
 
 def _keys(text: str) -> tuple[str, ...]:
+    from ..ablation import RUNS
+
     keys = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not keys or not set(keys) <= set("abcd") or len(set(keys)) != len(keys):
-        raise argparse.ArgumentTypeError(f"must be a comma list of distinct runs a, b, c, d; got {text!r}")
+    if not keys or not set(keys) <= set(RUNS) or len(set(keys)) != len(keys):
+        raise argparse.ArgumentTypeError(f"must be a comma list of distinct runs {', '.join(RUNS)}; got {text!r}")
     return keys
 
 
@@ -54,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                                            "ablation.json (default runs/ablation)")
     p.add_argument("--report", type=Path, default=None, help="write the markdown report here (e.g. docs/ablation.md)")
     p.add_argument("--figure", type=Path, default=None, help="the figure PNG (default: the report's path with .png)")
-    p.add_argument("--runs", type=_keys, default=("a", "b", "c", "d"), help="which runs (default a,b,c,d)")
+    p.add_argument("--runs", type=_keys, default=None, help="which runs (default all: a,b,c,d,e)")
     p.add_argument("--seeds", type=_seeds, default=(1,), help="training seeds, e.g. 1,2 (default 1)")
     p.add_argument("--steps", type=_positive, default=800,
                    help="steps per run (every run the same; rounded to a multiple of --epochs; default 800 ≈ 1 h per "
@@ -82,12 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _per_run_settings(texts: list[str]) -> dict[str, dict]:
+    from ..ablation import RUNS
     from ..config import parse_setting
 
     out: dict[str, dict] = {}
     for text in texts:
         run, sep, rest = text.partition(":")
-        if sep and run.strip() in ("a", "b", "c", "d") and "=" not in run:
+        if sep and run.strip() in RUNS and "=" not in run:
             key, value = parse_setting(rest)
             out.setdefault(run.strip(), {})[key] = value
         else:
@@ -97,10 +100,10 @@ def _per_run_settings(texts: list[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ablation import StudySettings, run_study
+    from ..ablation import RUNS, StudySettings, run_study
 
     try:
-        study = StudySettings(data=args.data, out=args.out, runs=args.runs, seeds=args.seeds, steps=args.steps,
+        study = StudySettings(data=args.data, out=args.out, runs=args.runs or tuple(RUNS), seeds=args.seeds, steps=args.steps,
                               epochs=args.epochs, width=args.width, height=args.height, device=args.device,
                               amp=args.amp, pretrained=args.pretrained, num_workers=args.num_workers,
                               seg_resize=args.seg_resize, settings=_per_run_settings(args.settings),
