@@ -22,9 +22,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SGDEPTH=${SGDEPTH:-$ROOT/.venv/bin/sgdepth-ros}
-DATA=${DATA:-$ROOT/data/ablation}
-OUT=${OUT:-$ROOT/runs/ablation}
-REPORT=${REPORT:-$ROOT/docs/ablation.md}
+cd "$ROOT"  # the defaults below, and the command line the report quotes, are relative to the repository
+DATA=${DATA:-data/ablation}
+OUT=${OUT:-runs/ablation}
+REPORT=${REPORT:-docs/ablation.md}
 
 if [ ! -f "$DATA/synth.json" ]; then
     synth_args=(--preset dynamic --out "$DATA" --seed "${SYNTH_SEED:-17}")

@@ -194,6 +194,14 @@ def make_figure(study: StudySettings, doc: dict, path: Path) -> Path | None:
     return path
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies inside it, else as it is."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _split_name(name: str) -> tuple[str, int, str]:
     folder, frame, side = name.split()
     return folder, int(frame), side
@@ -213,7 +221,7 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         "",
         "## Setup",
         "",
-        f"- Data: `{s['data']}`, synthetic world `{s['world']}` (`sgdepth-ros synth --preset dynamic`): "
+        f"- Data: `{_shown(s['data'])}`, synthetic world `{s['world']}` (`sgdepth-ros synth --preset dynamic`): "
         f"{s['drives']} drives × {s['frames']} frames at {s['data_size']}, town seed {s['synth_seed']}, the last "
         f"{s['test_drives']} drives held out as the test split ({(s['splits'] or {}).get('test', '?')} frames); every "
         "drive has a lead car at or near the ego's speed, oncoming cars near it and many parked cars.",

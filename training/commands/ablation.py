@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from ..ablation import RUNS, StudySettings, run_study
 
     try:
-        study = StudySettings(data=args.data, out=args.out, runs=args.runs or tuple(RUNS), seeds=args.seeds, steps=args.steps,
+        # absolute in the run configs (a run resumes from any working directory), as given in the report
+        study = StudySettings(data=args.data.resolve(), out=args.out.resolve(), runs=args.runs or tuple(RUNS), seeds=args.seeds, steps=args.steps,
                               epochs=args.epochs, width=args.width, height=args.height, device=args.device,
                               amp=args.amp, pretrained=args.pretrained, num_workers=args.num_workers,
                               seg_resize=args.seg_resize, settings=_per_run_settings(args.settings),
