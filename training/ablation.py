@@ -1,6 +1,6 @@
 """The masking ablation of issue 17: does SGDepth's semantic guidance fix the "holes" on objects moving with the camera?
 
-Four runs on the same synthetic data (``sgdepth-ros synth --preset dynamic``), seed, step budget and resolution:
+Five runs on the same synthetic data (``sgdepth-ros synth --preset dynamic``), seed, step budget and resolution:
 
 - ``a`` only depth: the reference's only-depth settings (preset ``synthetic_only_depth``: depth batch 12, gradient
   scales 1.0/0.0, no segmentation, no masking);

@@ -1,5 +1,6 @@
 """The masking ablation's report: a markdown table (per run; mean ± half the range over seeds) and a figure (the same
-test frames: image, ground truth, runs a and c (and e), moving objects outlined), from ``ablation.run_study``'s document."""
+test frames: image, ground truth, runs a and c (and e), moving objects outlined), from ``ablation.run_study``'s
+document."""
 from __future__ import annotations
 
 import datetime as dt
@@ -139,8 +140,9 @@ def _figure_runs(aggregated: dict) -> list[str]:
 
 
 def make_figure(study: StudySettings, doc: dict, path: Path) -> Path | None:
-    """Rows: the figure frames; columns: image, ground truth, the runs (a, c and e when run; first seed), as inverse depth on
-    one colour scale (median-scaled predictions), moving objects outlined in cyan. None when nothing to draw."""
+    """Rows: the figure frames; columns: image, ground truth, the runs (a, c and e when run; first seed), as inverse
+    depth on one colour scale (median-scaled predictions), moving objects outlined in cyan. None when nothing to
+    draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,7 +230,7 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         f"- Training: every run {s['steps']} steps ({s['epochs']} epochs of {s['batches_per_epoch']}), "
         f"{s['resolution']} (Cityscapes-format images resized to {s['seg_resize']} before the crop), "
         f"trained on {', '.join(devices) or s['device']}, AMP {s['amp']}, encoders {s['pretrained']}, seed(s) "
-        f"{seeds}; lr step (to a tenth) and first "
+        f"{seeds}; lr step and first "
         f"masking epoch at epoch {s['schedule_epoch']} (the reference's 15 of 20, scaled)"
         + ("".join(f"; run {k} masks from epoch {e}" for k, e in (s.get("masking_epochs") or {}).items()
                    if e != s["schedule_epoch"])) + "."

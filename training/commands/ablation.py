@@ -7,8 +7,8 @@ them on the test drives (all / moving / static pixels, holes on moving objects) 
     sgdepth-ros ablation ... --no-train                                  # report on what the runs have so far
 
 Runs: a only depth (synthetic_only_depth), b full without masking, c full with masking, d masking every
-dynamic-class pixel without the static-frame detection, e masking from epoch 5 of 20 (the schedule's diagnostic). Run folders: <out>/<run>_seed<seed>/ (ordinary training runs:
-export, eval-depth and train --resume work on them).
+dynamic-class pixel without the static-frame detection, e masking from epoch 5 of 20 (the schedule's diagnostic). Run
+folders: <out>/<run>_seed<seed>/ (ordinary training runs: export, eval-depth and train --resume work on them).
 """
 from __future__ import annotations
 
@@ -104,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         # absolute in the run configs (a run resumes from any working directory), as given in the report
-        study = StudySettings(data=args.data.resolve(), out=args.out.resolve(), runs=args.runs or tuple(RUNS), seeds=args.seeds, steps=args.steps,
-                              epochs=args.epochs, width=args.width, height=args.height, device=args.device,
+        study = StudySettings(data=args.data.resolve(), out=args.out.resolve(), runs=args.runs or tuple(RUNS),
+                              seeds=args.seeds, steps=args.steps, epochs=args.epochs, width=args.width,
+                              height=args.height, device=args.device,
                               amp=args.amp, pretrained=args.pretrained, num_workers=args.num_workers,
                               seg_resize=args.seg_resize, settings=_per_run_settings(args.settings),
                               figure_frames=args.figure_frames, eval_batch=args.eval_batch)
