@@ -348,9 +348,12 @@ def test_ablation_script_end_to_end_on_a_tiny_budget(tmp_path):
     for r in doc["results"]:
         assert set(r["regions"]) == {"all", "moving", "static"} and 0 <= r["holes"]["fraction"] <= 1
         assert r["regions"]["moving"]["abs_rel"] > 0 and r["counts"]["moving"] > 0
+        share = r["automask"]  # every pixel of every test frame at network size is moving or static, once
+        assert share["moving_pixels"] + share["static_pixels"] == share["images"] * 128 * 64
+        assert share["moving_pixels"] > 0 and all(0 <= share[k] <= 1 for k in ("moving", "static"))
     text = report.read_text()
     assert "| (a) only depth |" in text and "| (c) full, masking |" in text and "(c) vs (a)" in text
-    assert "![" in text and "(ablation.png)" in text
+    assert "![" in text and "(ablation.png)" in text and "auto-masked moving" in text
     import cv2
     figure = cv2.imread(str(tmp_path / "docs" / "ablation.png"))
     assert figure is not None and figure.shape[0] > 100 and figure.shape[1] > 300
@@ -372,7 +375,7 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
     assert list(aggregated) == ["a", "c"]  # run order, whatever the order of the results
     lines = table(aggregated, 800)
     assert lines[2] == ("| (a) only depth | 0.200 ± 0.000 | 0.700 ± 0.000 | 0.420 ± 0.020 | 0.500 ± 0.000 | "
-                        "0.155 ± 0.005 | 0.750 ± 0.000 | 11.0 ± 1.0 % | 800 | 60 min |")
+                        "0.155 ± 0.005 | 0.750 ± 0.000 | 11.0 ± 1.0 % | – | – | 800 | 60 min |")  # no auto-mask share measured
     (line,) = comparisons(aggregated)
     assert "moving AbsRel -23.8 %" in line and "holes 11.0 % → 3.0 %" in line and line.endswith(": met")
     # run e (early masking) is held to the same goal against a, and compared with b
@@ -382,3 +385,39 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
     assert [line.split(",")[0] for line in lines] == ["- (b) vs (a)", "- (e) vs (b)", "- (e) vs (a)"]
     assert lines[1].endswith("holes 9.0 % → 5.0 %") and "moving AbsRel -10.0 %" in lines[2]
     assert lines[2].endswith(": not met")
+    # the auto-mask's shares, when measured: one line over all runs
+    measured = [{**result(k, 1, 0.4, 0.15, 0.1), "automask": {"moving": m, "static": 0.36}}
+                for k, m in (("a", 0.547), ("c", 0.552))]
+    table_line = table(aggregate(measured), 800)[2]
+    assert "| 10.0 % | 54.7 % | 36.0 % | 800 |" in table_line
+    assert comparisons(aggregate(measured))[-1].startswith(
+        "- Auto-mask (identity error wins, with each run's own networks): 55 % of moving-object pixels against "
+        "36 % of static pixels")
+
+
+def test_the_automask_drops_pixels_the_warp_cannot_explain_better_than_no_motion():
+    """Neighbours equal to the target (what a car moving with the camera looks like): the identity error is 0, so the
+    auto-mask drops exactly the pixels whose reprojection error is above 0 — and keeps those the warp leaves exact."""
+    import torch
+
+    from sgdepth_ros.model import SGDepth
+    from sgdepth_ros.postprocess import disparity_to_depth
+    from sgdepth_training import geometry
+    from sgdepth_training.evaluation.automask_share import identity_wins
+    from sgdepth_training.losses import photometric_error
+    from sgdepth_training.network import JointNetwork, normalize
+
+    torch.manual_seed(0)
+    model = SGDepth(18, 1, 4, pose_layers=18).eval()
+    image = torch.rand(2, 3, 64, 128)
+    colors = {0: image, -1: image.clone(), 1: image.clone()}
+    K = torch.eye(4).repeat(2, 1, 1)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = 60.0, 60.0, 64.0, 32.0
+    with torch.inference_mode():
+        wins = identity_wins(model, colors, K, torch.linalg.inv(K), 0.1, 100.0)
+        out = JointNetwork(model)({f: normalize(c) for f, c in colors.items()})
+        depth = disparity_to_depth(out.disparities[0], 0.1, 100.0)
+        errors = torch.cat([photometric_error(geometry.warp(image, geometry.sampling_grid(
+            depth, out.poses[f], K, torch.linalg.inv(K))), image) for f in (-1, 1)], 1).min(1)[0]
+    assert wins.shape == (2, 64, 128) and wins.dtype == torch.bool
+    assert torch.equal(wins, errors > 0) and 0 < wins.float().mean() <= 1

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import default_collate
 
 from sgdepth_ros.cli import main as cli
+from sgdepth_ros.model import SGDepth as SGDepthNet
 from sgdepth_ros.model import load_checkpoint
 from sgdepth_ros.predictor import Predictor
 from sgdepth_training import checkpointing as ckpt
@@ -224,3 +225,32 @@ def test_validation_cap_spreads_over_the_whole_split():
     picked = evenly_spaced(list(range(78)), 40)  # the default run's val drive: 78 frames, cap 40
     assert len(picked) == len(set(picked)) == 40 and picked[0] == 0 and picked[-1] >= 76
     assert evenly_spaced(list(range(5)), 40) == list(range(5)) and evenly_spaced("abc", None) == ["a", "b", "c"]
+
+
+def test_fine_tuning_from_an_inference_file_warms_the_pose_up_first(world, tmp_path):
+    """--init-weights with our exported file (no pose network) and a pose warm-up: during the warm-up only pose.*
+    changes (the trained depth/segmentation weights stay bit-exact), after it everything trains."""
+    from sgdepth_ros.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(4)
+    start = SGDepthNet(18, 1, 4)
+    start_file = save_checkpoint(start, tmp_path / "start.safetensors")
+    run = tmp_path / "warm"
+    assert _train(world, run, "--preset", "synthetic_full", "--depth-batch", "1", "--seg-batch", "1", "--epochs",
+                  "1", "--batches-per-epoch", "3", "--no-validate", "--init-weights", str(start_file), "--set",
+                  "pose_warmup_steps=2", "--max-steps", "1") == 0
+    initial = start.state_dict()
+    weights = [k for k, v in load_run(run).model.state_dict().items() if v.is_floating_point() and "running_" not in k]
+    body = [k for k in weights if not k.startswith("pose.")]
+    pose = [k for k in weights if k.startswith("pose.")]
+    states = [load_run(run).model.state_dict()]
+    for steps in ("2", "3"):
+        assert cli(["train", "--resume", str(run), "--max-steps", steps, "--no-progress"]) == 0
+        states.append(load_run(run).model.state_dict())
+    assert load_run(run).progress.global_step == 3
+    for state in states[:2]:  # steps 1 and 2: the warm-up
+        assert all(torch.equal(state[k], initial[k]) for k in body)  # weights, not batch-norm statistics
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in pose)  # the pose network learns
+    assert sum(not torch.equal(states[2][k], initial[k]) for k in body) > len(body) // 2  # step 3: all of it
+    config = json.loads((run / "config.json").read_text())
+    assert config["pose_warmup_steps"] == 2 and config["init_weights"] == str(start_file)

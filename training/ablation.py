@@ -313,13 +313,16 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
     run_dir = study.run_dir(key, seed)
     progress = _progress(run_dir)
     cached_path = run_dir / EVAL_FILE
+    device = resolve_device(study.device)
     if cached_path.is_file() and (run_dir / FIGURE_FILE).is_file():
         cached = json.loads(cached_path.read_text())
         if cached.get("global_step") == progress["global_step"] and cached.get("figure_frames") == frames:
-            return cached
+            if "automask" not in cached:  # evaluated before the auto-mask share was measured: add it alone
+                cached["automask"] = _automask_shares(study, load_run(run_dir), device)
+                write_json(cached_path, cached)
+            return json_safe(cached)
     loaded = load_run(run_dir)
     c = loaded.config
-    device = resolve_device(study.device)
     loaded.model.to(device)
     dataset = KittiEvalDataset(c.kitti_root, study.test_split(), height=c.height, width=c.width, gt="png",
                                region=True)
@@ -341,11 +344,22 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
                train_seconds=json.loads(time_doc.read_text())["seconds"] if time_doc.is_file() else None,
                train_devices=sorted({f"{i['device']} ({i['cpus']} CPUs, {i['torch_threads']} threads)"
                                      for i in json.loads(time_doc.read_text())["invocations"]})
-               if time_doc.is_file() else [])
+               if time_doc.is_file() else [],
+               automask=_automask_shares(study, loaded, device))
     np.savez_compressed(run_dir / FIGURE_FILE, names=np.array(list(kept)), **{f"depth_{i}": kept[n] for i, n in
                                                                               enumerate(kept)})
     write_json(cached_path, doc)
     return json_safe(doc)
+
+
+def _automask_shares(study: StudySettings, loaded, device) -> dict:
+    """Where the run's own networks make the auto-mask drop the photometric loss, on the test drives
+    (:func:`~sgdepth_training.evaluation.automask_share.automask_shares`)."""
+    from .evaluation.automask_share import automask_shares
+
+    c = loaded.config
+    return automask_shares(loaded.model, c.kitti_root, study.test_split(), c.width, c.height, c.intrinsics,
+                           c.min_depth, c.max_depth, device, study.eval_batch)
 
 
 def read_figure_depths(study: StudySettings, key: str, seed: int) -> dict[str, np.ndarray]:

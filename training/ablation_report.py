@@ -16,7 +16,9 @@ from .ablation import RUNS, StudySettings, read_figure_depths
 COLUMNS = (("AbsRel all", "all", "abs_rel"), ("δ<1.25 all", "all", "a1"),
            ("AbsRel moving", "moving", "abs_rel"), ("δ<1.25 moving", "moving", "a1"),
            ("AbsRel static", "static", "abs_rel"), ("δ<1.25 static", "static", "a1"),
-           ("holes (moving)", "holes", "fraction"))
+           ("holes (moving)", "holes", "fraction"),
+           ("auto-masked moving", "automask", "moving"), ("auto-masked static", "automask", "static"))
+PERCENT_COLUMNS = ("holes", "automask")
 GOAL_MOVING_GAIN = 0.20  # issue 17: (c) at least 20 % lower moving-object AbsRel than (a)
 RUN_DESCRIPTIONS = {
     "a": "(a) only depth — the reference's only-depth settings (depth batch 12, gradient scales 1.0/0.0, no "
@@ -32,8 +34,8 @@ RUN_DESCRIPTIONS = {
 
 
 def _value(result: dict, region: str, metric: str) -> float | None:
-    if region == "holes":
-        return (result.get("holes") or {}).get(metric)
+    if region in PERCENT_COLUMNS:
+        return (result.get(region) or {}).get(metric)
     metrics = (result.get("regions") or {}).get(region)
     return None if metrics is None else metrics.get(metric)
 
@@ -86,7 +88,8 @@ def table(aggregated: dict[str, dict], total_steps: int) -> list[str]:
     for key, entry in aggregated.items():
         steps = min(entry["steps"])
         step_cell = f"{steps}" if entry["finished"] else f"{steps} of {total_steps} (partial)"
-        cells = [_cell(entry["values"][(region, metric)], percent=region == "holes") for _, region, metric in COLUMNS]
+        cells = [_cell(entry["values"][(region, metric)], percent=region in PERCENT_COLUMNS)
+                 for _, region, metric in COLUMNS]
         lines.append(f"| ({key}) {RUNS[key].label} | " + " | ".join(cells) + f" | {step_cell} | "
                      f"{_minutes(entry['seconds'])} |")
     return lines
@@ -130,7 +133,18 @@ def comparisons(aggregated: dict[str, dict]) -> list[str]:
                 line += (f". Goal of issue 17 (moving-object AbsRel at least {100 * GOAL_MOVING_GAIN:.0f} % lower): "
                          f"{met}")
         lines.append(line)
+    shares = {region: [mean_spread(e["values"][("automask", region)])[0] for e in aggregated.values()]
+              for region in ("moving", "static")}
+    if all(v is not None for values in shares.values() for v in values) and shares["moving"]:
+        lines.append("- Auto-mask (identity error wins, with each run's own networks): "
+                     f"{_span(shares['moving'])} of moving-object pixels against {_span(shares['static'])} of static "
+                     "pixels — pixels whose photometric loss is already off before any semantic masking")
     return lines
+
+
+def _span(values: list[float]) -> str:
+    low, high = 100 * min(values), 100 * max(values)
+    return f"{low:.0f} %" if round(low) == round(high) else f"{low:.0f}–{high:.0f} %"
 
 
 def _figure_runs(aggregated: dict) -> list[str]:
@@ -240,7 +254,10 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         "from all its valid pixels, then AbsRel and δ<1.25 on all pixels, on the pixels of moving objects (actors "
         "flagged `moving` in `objects.json`: lead, oncoming and crossing cars, walking pedestrians) and on all others "
         "(static, parked cars included); means over images. Holes: the share of moving-object pixels predicted more "
-        "than 2× farther than their ground truth (pooled over all test pixels)."
+        "than 2× farther than their ground truth (pooled over all test pixels). Auto-masked: the share of moving-object "
+        "and of static pixels (network size, frames −1, 0, +1 of every test frame) where the run's own depth and pose "
+        "networks make an identity error win the auto-mask's minimum — pixels whose photometric loss is already off, "
+        "semantic masking or not (`evaluation/automask_share.py`)."
         + (" With several seeds: mean ± half the range." if len(s["seeds"]) > 1 else ""),
         "",
         "## Results",

@@ -57,6 +57,9 @@ class TrainConfig:
     split_pos: int = 1
     depth_scales: int = 4
     pretrained: str = "auto"            # ImageNet encoders when torchvision's weights are cached locally
+    init_weights: str | None = None     # start from a trained network: a released model.pth or our .safetensors
+    pose_warmup_steps: int = 0          # first N steps train only the pose network (others frozen): for init_weights
+                                        # without a pose network, so a fresh pose does not wreck the trained depth
     # schedule
     epochs: int = 20
     batches_per_epoch: int | None = 7293  # None: one pass over the depth data (len // global batch)
@@ -253,6 +256,10 @@ def validate(c: TrainConfig) -> None:
     _check(0 <= c.split_pos <= 4, f"split_pos must be in 0..4, got {c.split_pos}")
     _check(1 <= c.depth_scales <= 4, f"depth_scales must be in 1..4, got {c.depth_scales}")
     _check(c.pretrained in PRETRAINED, f"pretrained must be one of {PRETRAINED}, got {c.pretrained!r}")
+    _check(c.init_weights is None or Path(c.init_weights).is_file(),
+           f"init_weights: no such file {c.init_weights!r} (a released SGDepth model.pth or an sgdepth_ros "
+           ".safetensors)")
+    _check(c.pose_warmup_steps >= 0, f"pose_warmup_steps must be ≥ 0, got {c.pose_warmup_steps}")
     _check(1 <= c.epochs <= 10000, f"epochs must be in [1, 10000], got {c.epochs}")
     _check(c.batches_per_epoch is None or c.batches_per_epoch >= 1,
            f"batches_per_epoch must be ≥ 1 (or None: one pass), got {c.batches_per_epoch}")

@@ -118,6 +118,21 @@ def measure_segmentation(run: LoadedRun, cityscapes_root: str | Path, device: st
             "input": f"{width}x{height}", "iou": dict(zip(scores["class_names"], scores["iou"]))}
 
 
+def _init_weights_record(path: str) -> dict:
+    """What the run started from (``--init-weights``): file name, sha256 and its own provenance when it has one."""
+    from sgdepth_ros.model.checkpoint import CheckpointError, file_sha256, read_metadata
+
+    record: dict = {"file": Path(path).name}
+    if not Path(path).is_file():
+        return {**record, "sha256": None, "note": "file no longer present at export"}
+    record["sha256"] = file_sha256(path)
+    try:
+        record["provenance"] = read_metadata(path).get("provenance")
+    except CheckpointError:
+        pass  # a reference model.pth: no metadata of ours
+    return record
+
+
 def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None, fp16: bool = False,
                scale_split: str | None = None, test_split: str | None = None, seg_val: str | None = None,
                name: str | None = None,
@@ -149,6 +164,8 @@ def export_run(run_dir: str | Path, out: str | Path, *, state: str | None = None
             "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
     }
+    if c.init_weights:
+        metadata["provenance"]["init_weights"] = _init_weights_record(c.init_weights)
     if scale_split is not None:
         measured = measure_scale(run, _split_file(c, scale_split), device, max_images)
         metadata["scale"] = {"factor": measured["factor"],

@@ -128,7 +128,7 @@ def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_d
     """Network, Adam, StepLR, grad scaler and masking schedule — restored from the run's newest checkpoint when
     resuming. → (state, a line on how the encoders were initialised)."""
     model, init_note = build_model(config.num_layers, config.split_pos, config.depth_scales, config.grad_scales,
-                                   config.pretrained)
+                                   config.pretrained, None if resume else config.init_weights)
     model.to(device)
     if config.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -154,12 +154,18 @@ def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_d
     return state, init_note
 
 
-def _optimise(state: TrainingState, loss: torch.Tensor, step: int) -> None:
-    """Backward + Adam step (through the grad scaler for fp16). A non-finite loss stops before it spoils weights."""
+def _optimise(state: TrainingState, loss: torch.Tensor, step: int, only_pose: bool = False) -> None:
+    """Backward + Adam step (through the grad scaler for fp16). A non-finite loss stops before it spoils weights.
+    ``only_pose`` (pose warm-up): every other weight keeps its value — its gradient is dropped, and Adam skips a
+    parameter without one (no step, no moment update)."""
     if not math.isfinite(float(loss.detach())):
         raise FloatingPointError(f"loss became {float(loss.detach())} at step {step}; lower --lr or turn AMP off")
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
+    if only_pose:
+        for name, parameter in state.model.named_parameters():
+            if not name.startswith("pose."):
+                parameter.grad = None
     state.scaler.step(state.optimizer)
     state.scaler.update()
 
@@ -213,7 +219,8 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
                 keep_images = info.is_main and (progress.global_step + 1) % config.image_every_steps == 0
                 with _autocast(config, device):
                     result = training_loss(state.net, depth_batch, seg_batch, settings, active, device, keep_images)
-                _optimise(state, result.loss, progress.global_step + 1)
+                _optimise(state, result.loss, progress.global_step + 1,
+                          only_pose=progress.global_step < config.pose_warmup_steps)
                 progress.step_in_epoch += 1
                 progress.global_step += 1
                 busy += time.perf_counter() - t0
@@ -261,6 +268,8 @@ def _announce(config, data: TrainingData, init_note: str, steps_per_epoch: int, 
              + (f"+{config.seg_batch}" if not config.depth_only else "")
              + f" per process × {info.world_size}, {config.width}x{config.height}, device {device}, amp {config.amp}",
              init_note]
+    if config.pose_warmup_steps:
+        lines.append(f"pose warm-up: the first {config.pose_warmup_steps} steps train only the pose network")
     for line in lines:
         print(line, file=sys.stderr)
     logger.text("run", "\n\n".join(lines + ["```\n" + config.to_json() + "\n```"]))

@@ -99,12 +99,46 @@ def load_imagenet_encoders(model: SGDepth, num_layers: int) -> Path | None:
     return path
 
 
+def load_initial_weights(model: SGDepth, path: str | Path) -> str:
+    """Start ``model`` from a trained network: a released SGDepth ``model.pth`` or an sgdepth_ros ``.safetensors``
+    (read without executing code; fp16 files are widened to fp32). The depth and segmentation network (shared
+    encoder, decoders, heads) must match the run's architecture exactly; the pose network is taken when the file
+    holds one of the run's depth, else it keeps its own initialisation (exported inference files carry no pose
+    network). Raises ``CheckpointError`` naming the file. → a line saying what was loaded."""
+    from sgdepth_ros.model.checkpoint import file_sha256, infer_config, load_checkpoint, read_checkpoint
+    from sgdepth_ros.model.sgdepth import ModelConfig
+
+    mine = model.config
+    without_pose = ModelConfig(mine.num_layers, mine.split_pos, mine.depth_scales, None)
+    trained = load_checkpoint(path, config=without_pose)  # strict: every key of the depth/segmentation network
+    model.load_state_dict(trained.state_dict(), strict=False)
+    state, _ = read_checkpoint(path)
+    pose_layers = infer_config(state, path).pose_layers
+    if pose_layers is not None and pose_layers == mine.pose_layers:
+        pose = {k[len("pose."):]: v.float() for k, v in state.items() if k.startswith("pose.")}
+        model.pose.load_state_dict(pose, strict=True)
+        pose_note = "pose network too"
+    else:
+        pose_note = ("no pose network in the file: pose from its own initialisation" if pose_layers is None else
+                     f"pose network of ResNet-{pose_layers} not taken (the run's is ResNet-{mine.pose_layers})")
+    return f"weights from {path} (sha256 {file_sha256(path)[:12]}…; {pose_note})"
+
+
 def build_model(num_layers: int, split_pos: int, depth_scales: int, grad_scales: tuple[float, float],
-                pretrained: str) -> tuple[SGDepth, str]:
+                pretrained: str, init_weights: str | None = None) -> tuple[SGDepth, str]:
     """A fresh training network and a line saying how its encoders were initialised.
 
     pretrained: "auto" (ImageNet if cached, else scratch with a loud warning), "imagenet" (error when not cached),
-    "scratch"."""
+    "scratch". ``init_weights``: a trained network's file, loaded over that initialisation
+    (:func:`load_initial_weights`); the line then names both."""
+    model, note = _initialised_model(num_layers, split_pos, depth_scales, grad_scales, pretrained)
+    if init_weights is None:
+        return model, note
+    return model, f"{note}; then {load_initial_weights(model, init_weights)}"
+
+
+def _initialised_model(num_layers: int, split_pos: int, depth_scales: int, grad_scales: tuple[float, float],
+                       pretrained: str) -> tuple[SGDepth, str]:
     model = SGDepth(num_layers, split_pos, depth_scales, pose_layers=num_layers, grad_scales=grad_scales)
     if pretrained == "scratch":
         return model, "encoders from scratch (as requested)"
