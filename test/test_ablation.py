@@ -375,7 +375,7 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
     assert list(aggregated) == ["a", "c"]  # run order, whatever the order of the results
     lines = table(aggregated, 800)
     assert lines[2] == ("| (a) only depth | 0.200 ± 0.000 | 0.700 ± 0.000 | 0.420 ± 0.020 | 0.500 ± 0.000 | "
-                        "0.155 ± 0.005 | 0.750 ± 0.000 | 11.0 ± 1.0 % | – | – | 800 | 60 min |")  # no auto-mask share measured
+                        "0.155 ± 0.005 | 0.750 ± 0.000 | 11.0 ± 1.0 % | – | – | 800 | 60 min |")  # no auto-mask
     (line,) = comparisons(aggregated)
     assert "moving AbsRel -23.8 %" in line and "holes 11.0 % → 3.0 %" in line and line.endswith(": met")
     # run e (early masking) is held to the same goal against a, and compared with b

@@ -31,8 +31,9 @@ from std_msgs.msg import Float32, Header
 from sgdepth_ros.ros.probe import Probe
 from test_node import ros_env, start_node  # noqa: F401 (the node tests' shared fixture and starter)
 
-# make_default_model.sh renders `synth --drives 8 --frames 80 --seed 7`: the last drive is the held-out test drive
-SEED, DRIVE, DRIVE_FRAMES = 7, 7, 80
+# make_default_model.sh trains the shipped model on `synth --drives 12 --frames 80 --seed 7` (and, first, on drives
+# 0-5 of the same towns): the last drive (index 11) is the held-out test drive
+SEED, DRIVE, DRIVE_FRAMES = 7, 11, 80
 FRAME_INDICES = tuple(range(0, DRIVE_FRAMES, 10))  # 8 frames, 1 s apart on the drive
 IMG_W, IMG_H = 416, 128
 NET_W, NET_H = 320, 96  # the shipped model's training size (a model.pth carries no size: set explicitly)

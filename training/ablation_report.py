@@ -254,10 +254,10 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         "from all its valid pixels, then AbsRel and δ<1.25 on all pixels, on the pixels of moving objects (actors "
         "flagged `moving` in `objects.json`: lead, oncoming and crossing cars, walking pedestrians) and on all others "
         "(static, parked cars included); means over images. Holes: the share of moving-object pixels predicted more "
-        "than 2× farther than their ground truth (pooled over all test pixels). Auto-masked: the share of moving-object "
-        "and of static pixels (network size, frames −1, 0, +1 of every test frame) where the run's own depth and pose "
-        "networks make an identity error win the auto-mask's minimum — pixels whose photometric loss is already off, "
-        "semantic masking or not (`evaluation/automask_share.py`)."
+        "than 2× farther than their ground truth (pooled over all test pixels). Auto-masked: the share of "
+        "moving-object and of static pixels (network size, frames −1, 0, +1 of every test frame) where the run's own "
+        "depth and pose networks make an identity error win the auto-mask's minimum — pixels whose photometric loss "
+        "is already off, semantic masking or not (`evaluation/automask_share.py`)."
         + (" With several seeds: mean ± half the range." if len(s["seeds"]) > 1 else ""),
         "",
         "## Results",

@@ -21,7 +21,8 @@ _OVERRIDES = {
     "lr_gamma": float, "width": int, "height": int, "num_workers": int, "seed": int, "device": str, "amp": str,
     "checkpoint_every_epochs": int, "checkpoint_every_steps": int, "log_every_steps": int,
     "image_every_steps": int, "max_steps": int, "val_max_images": int, "masking_from_epoch": int, "split": str,
-    "sides": str, "intrinsics": str, "missing": str, "pretrained": str, "init_weights": str, "num_layers": int, "split_pos": int,
+    "sides": str, "intrinsics": str, "missing": str, "pretrained": str, "init_weights": str, "num_layers": int,
+    "split_pos": int,
 }
 
 
