@@ -105,22 +105,21 @@ def load_initial_weights(model: SGDepth, path: str | Path) -> str:
     encoder, decoders, heads) must match the run's architecture exactly; the pose network is taken when the file
     holds one of the run's depth, else it keeps its own initialisation (exported inference files carry no pose
     network). Raises ``CheckpointError`` naming the file. → a line saying what was loaded."""
-    from sgdepth_ros.model.checkpoint import file_sha256, infer_config, load_checkpoint, read_checkpoint
-    from sgdepth_ros.model.sgdepth import ModelConfig
+    from sgdepth_ros.model.checkpoint import CheckpointError, file_sha256, load_checkpoint
 
-    mine = model.config
-    without_pose = ModelConfig(mine.num_layers, mine.split_pos, mine.depth_scales, None)
-    trained = load_checkpoint(path, config=without_pose)  # strict: every key of the depth/segmentation network
-    model.load_state_dict(trained.state_dict(), strict=False)
-    state, _ = read_checkpoint(path)
-    pose_layers = infer_config(state, path).pose_layers
-    if pose_layers is not None and pose_layers == mine.pose_layers:
-        pose = {k[len("pose."):]: v.float() for k, v in state.items() if k.startswith("pose.")}
-        model.pose.load_state_dict(pose, strict=True)
+    trained = load_checkpoint(path)  # read once, strictly: every key the file holds fits the network it describes
+    have, mine = trained.config, model.config
+    if (have.num_layers, have.split_pos, have.depth_scales) != (mine.num_layers, mine.split_pos, mine.depth_scales):
+        raise CheckpointError(f"{path}: holds {have.to_dict()}, but the run trains {mine.to_dict()}")
+    take_pose = have.pose_layers is not None and have.pose_layers == mine.pose_layers
+    model.load_state_dict({k: v for k, v in trained.state_dict().items() if take_pose or not k.startswith("pose.")},
+                          strict=False)  # the depth/segmentation keys are all there: same architecture
+    if take_pose:
         pose_note = "pose network too"
     else:
-        pose_note = ("no pose network in the file: pose from its own initialisation" if pose_layers is None else
-                     f"pose network of ResNet-{pose_layers} not taken (the run's is ResNet-{mine.pose_layers})")
+        pose_note = ("no pose network in the file: pose from its own initialisation" if have.pose_layers is None
+                     else f"pose network of ResNet-{have.pose_layers} not taken (the run's is "
+                          f"ResNet-{mine.pose_layers})")
     return f"weights from {path} (sha256 {file_sha256(path)[:12]}…; {pose_note})"
 
 
