@@ -196,19 +196,17 @@ def all_frames_accounted(diag: dict) -> bool:
     return bool(diag) and c["received"] == c["processed"] + c["dropped"] + c["idle"] + c["rejected"]
 
 
-def set_parameter(node, name: str, value):
+def set_parameter(probe, name: str, value):
     """Calls /main/sgdepth/set_parameters; returns the SetParametersResult."""
-    client = node.create_client(SetParameters, "/main/sgdepth/set_parameters")
-    assert client.wait_for_service(timeout_sec=30)
     kinds = {bool: (ParameterType.PARAMETER_BOOL, "bool_value"), float: (ParameterType.PARAMETER_DOUBLE, "double_value"),
              int: (ParameterType.PARAMETER_INTEGER, "integer_value"), str: (ParameterType.PARAMETER_STRING, "string_value")}
     ptype, field = kinds[type(value)]
     pv = ParameterValue(type=ptype)
     setattr(pv, field, value)
-    future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
-    assert node.spin_until(future.done, 30)
-    node.destroy_client(client)
-    return future.result().results[0]
+    response = probe.call_service(SetParameters, "/main/sgdepth/set_parameters",
+                                  SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+    assert response is not None
+    return response.results[0]
 
 
 # ---- outputs ------------------------------------------------------------------------------------
@@ -481,43 +479,39 @@ def test_compressed_input_relative_depth_at_input_resolution(ros_env, constant_d
 
 
 # ---- lifecycle -------------------------------------------------------------------------------------
-def _lifecycle(client_node, service: str, srv_type, request):
-    client = client_node.create_client(srv_type, service)
-    assert client.wait_for_service(timeout_sec=30)
-    future = client.call_async(request)
-    assert client_node.spin_until(future.done, 120)
-    client_node.destroy_client(client)
-    return future.result()
-
-
 def test_lifecycle_transitions(ros_env, constant_depth_checkpoint):
     node = start_node({"model_path": constant_depth_checkpoint, "input_width": NET_W, "input_height": NET_H,
                        "autostart": False}, ros_env, "managed", wait_for="")
     client = Probe(["semantic"], namespace="/managed")
 
     def state() -> str:
-        return _lifecycle(client, "/managed/sgdepth/get_state", GetState, GetState.Request()).current_state.label
+        response = client.call_service(GetState, "/managed/sgdepth/get_state", GetState.Request())
+        assert response is not None, node.output[-3000:]
+        return response.current_state.label
 
-    def change(transition: int) -> bool:
+    def change(transition: int, goal: str) -> bool:
+        """Requests ``transition`` once; true when it was accepted and the node is then in state ``goal`` (a reply
+        lost in discovery is decided by the state alone)."""
         request = ChangeState.Request()
         request.transition.id = transition
-        return _lifecycle(client, "/managed/sgdepth/change_state", ChangeState, request).success
+        response = client.call_service(ChangeState, "/managed/sgdepth/change_state", request, resend_after=None)
+        return (response is None or response.success) and state() == goal
 
     try:
         assert state() == "unconfigured"
         assert client.image_pub.get_subscription_count() == 0
-        assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+        assert change(Transition.TRANSITION_CONFIGURE, "inactive")
         assert client.image_pub.get_subscription_count() == 0  # topics only when active
-        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+        assert change(Transition.TRANSITION_ACTIVATE, "active")
         assert client.wait_for_subscribers(30)
         h = header()
         assert send_and_wait(client, raw_image(smooth_rgb(IMG_W, IMG_H), "rgb8", h), h, None, ["semantic"])
-        assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+        assert change(Transition.TRANSITION_DEACTIVATE, "inactive")
         assert client.spin_until(lambda: client.image_pub.get_subscription_count() == 0, 30)
-        assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"  # and back
-        assert change(Transition.TRANSITION_DEACTIVATE)
-        assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
-        assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN) and state() == "finalized"
+        assert change(Transition.TRANSITION_ACTIVATE, "active")  # and back
+        assert change(Transition.TRANSITION_DEACTIVATE, "inactive")
+        assert change(Transition.TRANSITION_CLEANUP, "unconfigured")
+        assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN, "finalized")
     finally:
         client.destroy_node()
         assert node.stop(signal.SIGTERM) == 0, node.output[-4000:]

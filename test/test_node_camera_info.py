@@ -65,13 +65,10 @@ def jpeg_frame(h: Header) -> CompressedImage:
 
 
 def set_parameter(client_node, name: str, value: bool):
-    client = client_node.create_client(SetParameters, f"/{NS}/sgdepth/set_parameters")
-    assert client.wait_for_service(timeout_sec=30)
-    future = client.call_async(SetParameters.Request(parameters=[Parameter(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
-    assert client_node.spin_until(future.done, 30)
-    client_node.destroy_client(client)
-    return future.result().results[0]
+    response = client_node.call_service(SetParameters, f"/{NS}/sgdepth/set_parameters", SetParameters.Request(
+        parameters=[Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
+    assert response is not None
+    return response.results[0]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -157,12 +157,8 @@ def test_a_zero_stamp_is_served_and_counted(probe):
 
 # ---- lifecycle requests ---------------------------------------------------------------------------------------
 def _call(probe: Probe, service: str, srv_type, request):
-    client = probe.create_client(srv_type, f"/{NS}/sgdepth/{service}")
-    assert client.wait_for_service(timeout_sec=30)
-    future = client.call_async(request)
-    done = probe.spin_until(future.done, 30)
-    probe.destroy_client(client)
-    return future.result() if done else None
+    """A request whose repetition is harmless (a query, a refused transition): resent if its reply is lost."""
+    return probe.call_service(srv_type, f"/{NS}/sgdepth/{service}", request, timeout=30)
 
 
 def test_a_transition_not_valid_in_the_current_state_is_refused_and_the_node_keeps_serving(node, probe):

@@ -34,6 +34,7 @@ class Probe(Node):
         ``status``: the name of the /diagnostics status to read (default: the sgdepth node in this namespace's; a
         camera of a multi-camera node: "/<node namespace>/sgdepth/<camera>: sgdepth inference")."""
         self._status_name = status
+        self._service_clients: dict = {}
         super().__init__(name, namespace=namespace, context=context)  # context None: rclpy's default one
         policy = ReliabilityPolicy.RELIABLE if input_reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(depth=input_depth, reliability=policy)
@@ -71,6 +72,31 @@ class Probe(Node):
                 return False
             rclpy.spin_once(self, executor=self.executor, timeout_sec=min(0.05, remaining))  # own executor if any
         return True
+
+    def call_service(self, srv_type, service: str, request, timeout: float = 60.0,
+                     resend_after: float | None = 10.0):
+        """Calls ``service`` and returns its response, or None when none came within ``timeout`` seconds.
+
+        One client per service is kept for the probe's life. A reply can be lost right after discovery: the
+        server's DDS layer drops a response when it has not yet matched the client's fresh response reader (Fast DDS
+        waits ~100 ms for the match, then gives up), so on a loaded machine the first call may never be answered. For
+        requests whose repetition is harmless (queries, setting the same value, a refused transition) the request is
+        sent again every ``resend_after`` seconds; ``resend_after=None`` sends it once (a state change: decide a lost
+        reply by querying the state)."""
+        client = self._service_clients.get(service)
+        if client is None:
+            client = self._service_clients[service] = self.create_client(srv_type, service)
+        deadline = time.monotonic() + timeout
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        while (remaining := deadline - time.monotonic()) > 0:
+            future = client.call_async(request)
+            if self.spin_until(future.done, remaining if resend_after is None else min(resend_after, remaining)):
+                return future.result()
+            client.remove_pending_request(future)
+            if resend_after is None:
+                break
+        return None
 
     def spin_for(self, seconds: float) -> None:
         self.spin_until(lambda: False, seconds)
