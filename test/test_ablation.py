@@ -312,6 +312,16 @@ def test_runs_resume_exactly_and_finished_runs_are_kept(dynamic, tmp_path):
         ablation.run_state(run_dir, ablation.train_config(
             ablation.StudySettings(data=dynamic, out=tmp_path, runs=("a",), steps=2, epochs=2, width=160, height=64,
                                    settings={"*": {"depth_batch": 2}}), "a", 1))
+    # its evaluation is cached per checkpoint; an auto-mask share measured by an older rule is measured again
+    from sgdepth_training.evaluation.automask_share import RULE
+
+    first = ablation.evaluate_run(study(), "a", 1, frames=[])
+    assert first["automask"]["rule"] == RULE and 0 <= first["automask"]["moving"] <= 1
+    cached = json.loads((run_dir / ablation.EVAL_FILE).read_text())
+    assert (run_dir / ablation.FIGURE_FILE).is_file() and cached["figure_frames"] == []  # the cache will be read
+    cached["automask"].update(rule="strictly smaller identity error", moving=2.0)
+    (run_dir / ablation.EVAL_FILE).write_text(json.dumps(cached))
+    assert ablation.evaluate_run(study(), "a", 1, frames=[])["automask"] == first["automask"]
     # the finished run through export and `eval-depth --regions` (what the study computes, as a command)
     from sgdepth_ros.cli import main as cli
     from sgdepth_training.export import export_run
@@ -395,29 +405,35 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
         "36 % of static pixels")
 
 
-def test_the_automask_drops_pixels_the_warp_cannot_explain_better_than_no_motion():
-    """Neighbours equal to the target (what a car moving with the camera looks like): the identity error is 0, so the
-    auto-mask drops exactly the pixels whose reprojection error is above 0 — and keeps those the warp leaves exact."""
+def test_the_automask_share_uses_the_model_s_own_warps_and_the_loss_s_rule():
+    """With a model's depth and pose, a pixel counts as auto-masked exactly where the smaller of the two identity
+    errors is at most the smaller reprojection error (ties go to the identity, as in the loss's minimum). Neighbours
+    equal to the target (a car moving with the camera) are auto-masked everywhere."""
     import torch
 
     from sgdepth_ros.model import SGDepth
     from sgdepth_ros.postprocess import disparity_to_depth
     from sgdepth_training import geometry
-    from sgdepth_training.evaluation.automask_share import identity_wins
+    from sgdepth_training.evaluation.automask_share import model_identity_wins
     from sgdepth_training.losses import photometric_error
     from sgdepth_training.network import JointNetwork, normalize
 
     torch.manual_seed(0)
     model = SGDepth(18, 1, 4, pose_layers=18).eval()
     image = torch.rand(2, 3, 64, 128)
-    colors = {0: image, -1: image.clone(), 1: image.clone()}
     K = torch.eye(4).repeat(2, 1, 1)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = 60.0, 60.0, 64.0, 32.0
+    neighbours = {-1: torch.roll(image, -2, -1), 1: torch.roll(image, 3, -1)}
     with torch.inference_mode():
-        wins = identity_wins(model, colors, K, torch.linalg.inv(K), 0.1, 100.0)
+        colors = {0: image, **neighbours}
+        wins = model_identity_wins(model, colors, K, torch.linalg.inv(K), 0.1, 100.0)
         out = JointNetwork(model)({f: normalize(c) for f, c in colors.items()})
         depth = disparity_to_depth(out.disparities[0], 0.1, 100.0)
-        errors = torch.cat([photometric_error(geometry.warp(image, geometry.sampling_grid(
+        reprojection = torch.cat([photometric_error(geometry.warp(neighbours[f], geometry.sampling_grid(
             depth, out.poses[f], K, torch.linalg.inv(K))), image) for f in (-1, 1)], 1).min(1)[0]
+        identity = torch.cat([photometric_error(neighbours[f], image) for f in (-1, 1)], 1).min(1)[0]
+        static_scene = model_identity_wins(model, {0: image, -1: image.clone(), 1: image.clone()}, K,
+                                           torch.linalg.inv(K), 0.1, 100.0)
     assert wins.shape == (2, 64, 128) and wins.dtype == torch.bool
-    assert torch.equal(wins, errors > 0) and 0 < wins.float().mean() <= 1
+    assert torch.equal(wins, identity <= reprojection) and 0 < wins.float().mean() < 1
+    assert bool(static_scene.all())

@@ -93,6 +93,21 @@ def test_min_reprojection_takes_the_minimum_including_identity():
     assert float(per_pixel.max()) < pe[0.5]  # each pixel takes the better warp
 
 
+def test_identity_wins_marks_the_pixels_the_auto_mask_takes_from_an_identity_error():
+    target = torch.zeros(1, 3, 4, 4)
+    near, mid, far = (torch.full((1, 3, 4, 4), v) for v in (0.1, 0.3, 0.5))
+    left_near = torch.cat((near[..., :2], far[..., 2:]), -1)  # a warp that explains the left half better
+    wins = losses.identity_wins(target, [left_near, far], [mid, mid])
+    assert wins.shape == (1, 1, 4, 4) and wins.dtype == torch.bool
+    assert not wins[..., :2].any() and wins[..., 2:].all()
+    error = losses.min_reprojection(target, [left_near, far], [mid, mid])
+    pe = {name: losses.photometric_error(image, target) for name, image in
+          (("mid", mid), ("left_near", left_near), ("far", far))}
+    best_warp = torch.minimum(pe["left_near"], pe["far"])
+    assert torch.equal(error, torch.where(wins, pe["mid"], best_warp))  # the loss takes what identity_wins says
+    assert losses.identity_wins(target, [near], [near]).all()  # a tie goes to the identity error, the first
+
+
 def test_smoothness_by_hand():
     image = torch.zeros(1, 3, 4, 9)
     flat = torch.full((1, 1, 4, 9), 0.3)

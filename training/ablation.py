@@ -305,6 +305,7 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
 
     from sgdepth_ros.backends import resolve_device
 
+    from .evaluation.automask_share import RULE as AUTOMASK_RULE
     from .evaluation.depth_gt import KittiEvalDataset
     from .evaluation.report import json_safe, region_report, write_json
     from .evaluation.runner import evaluate_depth_regions
@@ -317,7 +318,7 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
     if cached_path.is_file() and (run_dir / FIGURE_FILE).is_file():
         cached = json.loads(cached_path.read_text())
         if cached.get("global_step") == progress["global_step"] and cached.get("figure_frames") == frames:
-            if "automask" not in cached:  # evaluated before the auto-mask share was measured: add it alone
+            if cached.get("automask", {}).get("rule") != AUTOMASK_RULE:  # not measured yet, or by an older rule
                 cached["automask"] = _automask_shares(study, load_run(run_dir), device)
                 write_json(cached_path, cached)
             return json_safe(cached)

@@ -59,15 +59,29 @@ def min_reprojection(target: torch.Tensor, warped: list[torch.Tensor], sources: 
     - ``automask`` off: no minimum at all — the reference then takes the mean over every frame's reprojection error
       map, i.e. per pixel the **average** over the warped frames (``average`` changes nothing). ``sources`` is unused.
     """
-    reprojection = torch.cat([photometric_error(w, target) for w in warped], 1)
     if not automask:
-        return reprojection.mean(1, keepdim=True)
-    if average:
-        reprojection = reprojection.mean(1, keepdim=True)
+        return torch.cat([photometric_error(w, target) for w in warped], 1).mean(1, keepdim=True)
+    return _automask_candidates(target, warped, sources, average)[0].min(1, keepdim=True)[0]
+
+
+@float32
+def identity_wins(target: torch.Tensor, warped: list[torch.Tensor], sources: list[torch.Tensor],
+                  average: bool = False) -> torch.Tensor:
+    """Bool [N,1,H,W]: where :func:`min_reprojection`'s auto-mask minimum is an identity error, i.e. the pixel pulls
+    no depth (ties resolved as the loss's minimum resolves them: to the identity errors, which come first)."""
+    candidates, n_identity = _automask_candidates(target, warped, sources, average)
+    return candidates.min(1, keepdim=True)[1] < n_identity
+
+
+def _automask_candidates(target: torch.Tensor, warped: list[torch.Tensor], sources: list[torch.Tensor],
+                         average: bool) -> tuple[torch.Tensor, int]:
+    """The auto-mask's candidates per pixel [N,I+R,H,W]: identity errors first, then reprojection errors (each
+    averaged over the frames with ``average``), and I, the number of identity channels."""
+    reprojection = torch.cat([photometric_error(w, target) for w in warped], 1)
     identity = torch.cat([photometric_error(s, target) for s in sources], 1)
     if average:
-        identity = identity.mean(1, keepdim=True)
-    return torch.cat((identity, reprojection), 1).min(1, keepdim=True)[0]
+        reprojection, identity = reprojection.mean(1, keepdim=True), identity.mean(1, keepdim=True)
+    return torch.cat((identity, reprojection), 1), identity.shape[1]
 
 
 @float32

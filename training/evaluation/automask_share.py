@@ -20,30 +20,26 @@ from sgdepth_ros.postprocess import disparity_to_depth
 
 from .. import geometry
 from ..data.kitti import KittiRawDepthDataset
-from ..losses import photometric_error
+from ..losses import identity_wins
 from ..network import JointNetwork, normalize
 from .depth_gt import moving_actor_mask
 
+RULE = "the loss's minimum, ties to the identity error"  # recorded with each measurement: older ones are redone
 
-def identity_wins(model: SGDepth, colors: dict[int, torch.Tensor], K: torch.Tensor, inv_K: torch.Tensor,
-                  min_depth: float, max_depth: float) -> torch.Tensor:
-    """Bool [B,H,W]: where the auto-mask picks an identity error at full resolution (scale 0).
+
+def model_identity_wins(model: SGDepth, colors: dict[int, torch.Tensor], K: torch.Tensor, inv_K: torch.Tensor,
+                        min_depth: float, max_depth: float) -> torch.Tensor:
+    """Bool [B,H,W]: where the auto-mask picks an identity error at full resolution (scale 0), by the training
+    loss's own rule (:func:`..losses.identity_wins`).
 
     colors: {offset: [B,3,H,W] RGB in [0,1]}, offset 0 the target, others its neighbours; K/inv_K [B,4,4] at H×W;
     model: a full SGDepth (with pose), in eval mode."""
     out = JointNetwork(model)({f: normalize(c) for f, c in colors.items()})
     depth = disparity_to_depth(out.disparities[0].float(), min_depth, max_depth)
-    target = colors[0]
-    identity, reprojection = [], []
-    for f, source in colors.items():
-        if f == 0:
-            continue
-        warped = geometry.warp(source, geometry.sampling_grid(depth, out.poses[f].float(), K, inv_K))
-        reprojection.append(photometric_error(warped, target))
-        identity.append(photometric_error(source, target))
-    best_identity = torch.cat(identity, 1).min(1)[0]
-    best_reprojection = torch.cat(reprojection, 1).min(1)[0]
-    return best_identity < best_reprojection
+    offsets = [f for f in colors if f != 0]
+    warped = [geometry.warp(colors[f], geometry.sampling_grid(depth, out.poses[f].float(), K, inv_K))
+              for f in offsets]
+    return identity_wins(colors[0], warped, [colors[f] for f in offsets])[:, 0]
 
 
 def automask_shares(model: SGDepth, kitti_root: str | Path, split_file: str | Path, width: int, height: int,
@@ -51,7 +47,7 @@ def automask_shares(model: SGDepth, kitti_root: str | Path, split_file: str | Pa
                     batch_size: int = 4) -> dict:
     """Share of moving-object and of static pixels (synthetic world's actor flags, at network size) where the
     auto-mask picks an identity error, over the split's frames → ``{"moving": f, "static": f, "images": n,
-    "moving_pixels": n, "static_pixels": n}``."""
+    "moving_pixels": n, "static_pixels": n, "rule": RULE}``."""
     dataset = KittiRawDepthDataset(kitti_root, split_file, frame_offsets=(0, -1, 1), height=height, width=width,
                                    intrinsics=intrinsics, load_depth=False)
     model = model.to(device).eval()
@@ -63,7 +59,7 @@ def automask_shares(model: SGDepth, kitti_root: str | Path, split_file: str | Pa
             colors = {f: torch.stack([s[("color", f)] for s in samples]).to(device) for f in (0, -1, 1)}
             K = torch.stack([torch.as_tensor(s["K"]) for s in samples]).to(device)
             inv_K = torch.stack([torch.as_tensor(s["inv_K"]) for s in samples]).to(device)
-            wins = identity_wins(model, colors, K, inv_K, min_depth, max_depth).cpu().numpy()
+            wins = model_identity_wins(model, colors, K, inv_K, min_depth, max_depth).cpu().numpy()
             for s, win in zip(samples, wins):
                 moving = moving_actor_mask(kitti_root, s["folder"], s["frame"], s["side"], cache)
                 moving = cv2.resize(moving.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
@@ -72,4 +68,5 @@ def automask_shares(model: SGDepth, kitti_root: str | Path, split_file: str | Pa
                     counts[region][1] += int(where.sum())
     return {"moving": counts["moving"][0] / max(counts["moving"][1], 1),
             "static": counts["static"][0] / max(counts["static"][1], 1),
-            "images": len(dataset), "moving_pixels": counts["moving"][1], "static_pixels": counts["static"][1]}
+            "images": len(dataset), "moving_pixels": counts["moving"][1], "static_pixels": counts["static"][1],
+            "rule": RULE}
