@@ -372,7 +372,7 @@ def test_ablation_script_end_to_end_on_a_tiny_budget(tmp_path):
 
 
 def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
-    from sgdepth_training.ablation_report import aggregate, comparisons, table
+    from sgdepth_training.ablation_report import aggregate, automask_off, comparisons, table
 
     def result(run, seed, moving, static, holes):
         return {"run": run, "seed": seed, "global_step": 800, "finished": True, "train_seconds": 3600.0,
@@ -402,7 +402,13 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
     assert "| 10.0 % | 54.7 % | 36.0 % | 800 |" in table_line
     assert comparisons(aggregate(measured))[-1].startswith(
         "- Auto-mask (identity error wins, with each run's own networks): 55 % of moving-object pixels against "
-        "36 % of static pixels")
+        "36 % of static pixels") and comparisons(aggregate(measured))[-1].endswith("before any semantic masking")
+    # runs trained without the auto-mask: the shares are what it would have switched off
+    assert comparisons(aggregate(measured), without_automask=True)[-1].endswith(
+        "the auto-mask would switch off (these runs train without it)")
+    assert automask_off({"*": {"automask": False}}, ("a", "c"))
+    assert not automask_off({"*": {"automask": False}, "c": {"automask": True}}, ("a", "c"))
+    assert not automask_off({}, ("a", "c")) and not automask_off({"a": {"automask": False}}, ("a", "c"))
 
 
 def test_the_automask_share_uses_the_model_s_own_warps_and_the_loss_s_rule():

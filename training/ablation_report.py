@@ -103,7 +103,13 @@ def _change(aggregated: dict, new: str, old: str, region: str, metric: str = "ab
     return (b - a) / a
 
 
-def comparisons(aggregated: dict[str, dict]) -> list[str]:
+def automask_off(settings: dict, runs) -> bool:
+    """True when every run of the study trains without the auto-mask (``--set automask=false`` for all of them):
+    its "auto-masked" shares are then the pixels the auto-mask would have switched off, not ones it did."""
+    return all(not settings.get(k, {}).get("automask", settings.get("*", {}).get("automask", True)) for k in runs)
+
+
+def comparisons(aggregated: dict[str, dict], without_automask: bool = False) -> list[str]:
     """Bullet lines: relative AbsRel changes and holes of the pairs that are present (c vs a first: the issue's
     goal)."""
     lines = []
@@ -138,7 +144,9 @@ def comparisons(aggregated: dict[str, dict]) -> list[str]:
     if all(v is not None for values in shares.values() for v in values) and shares["moving"]:
         lines.append("- Auto-mask (identity error wins, with each run's own networks): "
                      f"{_span(shares['moving'])} of moving-object pixels against {_span(shares['static'])} of static "
-                     "pixels — pixels whose photometric loss is already off before any semantic masking")
+                     "pixels — " + ("pixels whose photometric loss the auto-mask would switch off (these runs "
+                                    "train without it)" if without_automask else
+                                    "pixels whose photometric loss is already off before any semantic masking"))
     return lines
 
 
@@ -257,14 +265,16 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         "than 2× farther than their ground truth (pooled over all test pixels). Auto-masked: the share of "
         "moving-object and of static pixels (network size, frames −1, 0, +1 of every test frame) where the run's own "
         "depth and pose networks make an identity error win the auto-mask's minimum — pixels whose photometric loss "
-        "is already off, semantic masking or not (`evaluation/automask_share.py`)."
+        + ("would be off; these runs train without it (`automask=false`), so nothing is off here"
+           if automask_off(s["settings"], s["runs"]) else "is already off, semantic masking or not")
+        + " (`evaluation/automask_share.py`)."
         + (" With several seeds: mean ± half the range." if len(s["seeds"]) > 1 else ""),
         "",
         "## Results",
         "",
         *table(aggregated, s["steps"]),
         "",
-        *comparisons(aggregated),
+        *comparisons(aggregated, automask_off(s["settings"], s["runs"])),
         "",
     ]
     if figure is not None:
