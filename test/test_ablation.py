@@ -19,6 +19,7 @@ from sgdepth_ros.metrics.depth import hole_fraction, hole_mask
 from sgdepth_training import ablation
 from sgdepth_training.commands import synth as synth_command
 from sgdepth_training.config import from_preset
+from sgdepth_training.data.errors import DatasetError
 from sgdepth_training.data.kitti import read_poses
 from sgdepth_training.evaluation.runner import evaluate_depth, evaluate_depth_regions
 from sgdepth_training.masking import MaskingSchedule, moving_mask
@@ -227,6 +228,75 @@ def test_eval_depth_regions_flag_is_checked(tmp_path, capsys):
         cli(["eval-depth", "--model", "m", "--data", str(tmp_path), "--split-file", "x", "--regions", "all,cars"])
 
 
+def test_eval_depth_actors_needs_regions(tmp_path, capsys):
+    from sgdepth_ros.cli import main as cli
+
+    assert cli(["eval-depth", "--model", "m", "--data", str(tmp_path), "--split-file", "x", "--actors"]) == 2
+    assert "--actors needs --regions" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- errors per actor
+def test_kitti_timestamps_read_back_and_name_the_bad_line(tmp_path):
+    from sgdepth_training.evaluation.actors import read_timestamps
+    from sgdepth_training.synth.export_kitti import timestamp_line
+
+    stamps = [1_893_456_000_000_000_000, 1_893_456_000_100_000_000, 1_893_456_001_250_000_001]
+    path = tmp_path / "timestamps.txt"
+    path.write_text("".join(timestamp_line(s) + "\n" for s in stamps))
+    assert read_timestamps(path) == pytest.approx([s / 1e9 for s in stamps], abs=1e-6)
+    path.write_text(timestamp_line(stamps[0]) + "\nyesterday\n")
+    with pytest.raises(DatasetError, match=r"timestamps.txt:2: not a KITTI timestamp"):
+        read_timestamps(path)
+    with pytest.raises(DatasetError, match="timestamps file does not exist"):
+        read_timestamps(tmp_path / "none.txt")
+
+
+def test_actor_errors_group_lead_oncoming_and_parked_cars_and_find_the_hole(dynamic):
+    """Exact depth everywhere but one lead car predicted 3x too far: only that car has errors and holes; every actor
+    falls in the group its motion says (lead car with the camera, oncoming moving, parked still)."""
+    import cv2
+
+    from sgdepth_training.data.kitti import read_depth_png
+    from sgdepth_training.evaluation.actors import WITH_CAMERA_SPEED, ActorErrors
+
+    folder = layout.drive_folder(SEED, DRIVES - 1)
+    drive = dynamic / "kitti" / folder
+    ego_speed, motions = _motions(drive)
+    lead = min((a for a in motions.values() if a["class"] == "car" and a["moving"] and 8 < a["distance"] < 60
+                and abs(a["closing"]) < 0.1 * ego_speed), key=lambda a: a["distance"])
+    errors = ActorErrors(dynamic / "kitti")
+    lead_pixels = 0
+    for frame in range(1, FRAMES - 1):
+        gt = read_depth_png(drive / "proj_depth" / "groundtruth" / "image_02" / f"{frame:010d}.png")
+        ids = cv2.imread(str(drive / "synthetic" / "instance_ids" / "image_02" / f"{frame:010d}.png"),
+                         cv2.IMREAD_UNCHANGED)
+        valid = (gt > 0) & (gt < 80)  # the capped protocol: the clamp to 80 m changes nothing
+        pred = np.where(ids == lead["id"], 3 * gt, gt)
+        errors.add(f"{folder} {frame} l", valid, pred, np.clip(pred, 1e-3, 80), gt)
+        lead_pixels += int((valid & (ids == lead["id"])).sum())
+    rows = {r["id"]: r for r in errors.actors()}
+    checked = {"still": 0, "moving": 0}
+    assert rows[lead["id"]]["pixels"] == lead_pixels > 0 and rows[lead["id"]]["holes"] == 1.0
+    assert rows[lead["id"]]["motion"] == "with the camera" and rows[lead["id"]]["relative_speed"] < WITH_CAMERA_SPEED
+    for actor_id, row in rows.items():
+        truth = motions[actor_id]
+        assert row["class"] == truth["class"] and row["moving"] == truth["moving"]
+        if actor_id != lead["id"]:
+            assert row["abs_rel"] == pytest.approx(0.0, abs=1e-6) and row["holes"] == 0.0
+        if not truth["moving"]:  # parked: it passes the camera at the ego's speed, and it stays "still"
+            assert row["motion"] == "still" and row["relative_speed"] == pytest.approx(ego_speed, rel=0.05)
+            checked["still"] += 1
+        elif truth["closing"] > 1.7 * ego_speed:  # oncoming
+            assert row["motion"] == "moving" and row["relative_speed"] > 1.7 * ego_speed
+            checked["moving"] += 1
+    assert checked["still"] >= 3 and checked["moving"] >= 1, checked
+    groups = errors.groups()
+    assert sum(g["pixels"] for g in groups.values()) == sum(r["pixels"] for r in rows.values())
+    assert sum(g["actors"] for g in groups.values()) == len(rows)
+    assert groups["car, with the camera"]["holes"] > 0 and groups["car, still"]["holes"] == 0.0
+    assert list(groups)[:2] == ["car, still", "car, with the camera"]  # class, then motion in MOTIONS order
+
+
 # ------------------------------------------------------------------------------------------- run d: always mask
 def _stub_masking_inputs(monkeypatch):
     """A batch of 3 frames whose segmentation (stubbed) shows one car at the same place in every frame: a static
@@ -322,6 +392,10 @@ def test_runs_resume_exactly_and_finished_runs_are_kept(dynamic, tmp_path):
     cached["automask"].update(rule="strictly smaller identity error", moving=2.0)
     (run_dir / ablation.EVAL_FILE).write_text(json.dumps(cached))
     assert ablation.evaluate_run(study(), "a", 1, frames=[])["automask"] == first["automask"]
+    assert first["actor_groups"]["car, still"]["pixels"] > 0  # the errors per kind of actor: measured when missing
+    del cached["actor_groups"]
+    (run_dir / ablation.EVAL_FILE).write_text(json.dumps(cached))
+    assert ablation.evaluate_run(study(), "a", 1, frames=[])["actor_groups"] == first["actor_groups"]
     # the finished run through export and `eval-depth --regions` (what the study computes, as a command)
     from sgdepth_ros.cli import main as cli
     from sgdepth_training.export import export_run
@@ -329,13 +403,17 @@ def test_runs_resume_exactly_and_finished_runs_are_kept(dynamic, tmp_path):
     model, _ = export_run(run_dir, tmp_path / "a.safetensors")
     split = dynamic / "kitti" / "splits" / layout.SPLIT_NAME / "test_files.txt"
     assert cli(["eval-depth", "--model", str(model), "--data", str(dynamic / "kitti"), "--split-file", str(split),
-                "--gt", "png", "--protocol", "capped", "--regions", "all,moving,static", "--no-progress",
+                "--gt", "png", "--protocol", "capped", "--regions", "all,moving,static", "--actors", "--no-progress",
                 "--json", str(tmp_path / "regions.json")]) == 0
     doc = json.loads((tmp_path / "regions.json").read_text())
     assert doc["task"] == "depth_regions" and set(doc["regions"]) == {"all", "moving", "static"}
     assert doc["count"] == len(split.read_text().splitlines()) and doc["counts"]["moving"] > 0
     assert 0 <= doc["holes"]["fraction"] <= 1 and doc["holes"]["moving_pixels"] > 0
     assert doc["settings"]["region_scaling"].startswith("one scale per image")
+    assert doc["actor_groups"].keys() == first["actor_groups"].keys()  # the command and the study: same numbers
+    for name, group in doc["actor_groups"].items():
+        assert group == pytest.approx(first["actor_groups"][name], rel=1e-4, abs=1e-6)
+    assert sum(g["pixels"] for g in doc["actor_groups"].values()) == sum(a["pixels"] for a in doc["actors"])
 
 
 def test_ablation_script_end_to_end_on_a_tiny_budget(tmp_path):
@@ -364,6 +442,7 @@ def test_ablation_script_end_to_end_on_a_tiny_budget(tmp_path):
     text = report.read_text()
     assert "| (a) only depth |" in text and "| (c) full, masking |" in text and "(c) vs (a)" in text
     assert "![" in text and "(ablation.png)" in text and "auto-masked moving" in text
+    assert "### By kind of actor" in text and "| AbsRel parked cars | holes parked cars |" in text
     import cv2
     figure = cv2.imread(str(tmp_path / "docs" / "ablation.png"))
     assert figure is not None and figure.shape[0] > 100 and figure.shape[1] > 300
@@ -372,7 +451,8 @@ def test_ablation_script_end_to_end_on_a_tiny_budget(tmp_path):
 
 
 def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
-    from sgdepth_training.ablation_report import aggregate, automask_off, comparisons, table
+    from sgdepth_training.ablation_report import (actor_comparisons, actor_table, aggregate, automask_off,
+                                                  comparisons, table)
 
     def result(run, seed, moving, static, holes):
         return {"run": run, "seed": seed, "global_step": 800, "finished": True, "train_seconds": 3600.0,
@@ -409,6 +489,25 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
     assert automask_off({"*": {"automask": False}}, ("a", "c"))
     assert not automask_off({"*": {"automask": False}, "c": {"automask": True}}, ("a", "c"))
     assert not automask_off({}, ("a", "c")) and not automask_off({"a": {"automask": False}}, ("a", "c"))
+    # the table by kind of actor: absent without measurements, mean ± half range with them, "–" for a missing group
+    assert actor_table(aggregated) == []
+    groups = [{**result("a", seed, 0.4, 0.15, 0.1), "actor_groups": {
+        "car, still": {"abs_rel": parked, "holes": 0.01}, "car, with the camera": {"abs_rel": 0.5, "holes": 0.2}}}
+        for seed, parked in ((1, 0.20), (2, 0.30))]
+    lines = actor_table(aggregate(groups))
+    lead = [{**g, "run": "c", "actor_groups": {**g["actor_groups"], "car, with the camera": {"abs_rel": 0.4,
+                                                                                              "holes": 0.05}}}
+            for g in groups]
+    assert actor_comparisons(aggregate(groups + lead)) == [
+        "- (c) vs (a), semantic guidance with masking against only depth: cars with the camera AbsRel -20.0 %, holes "
+        "20.0 % → 5.0 %; parked cars AbsRel +0.0 %, holes 1.0 % → 1.0 %"]
+    assert actor_comparisons(aggregated) == []
+    one_seed = table(aggregate(groups + [result("c", 1, 0.3, 0.15, 0.1)]), 800)
+    assert one_seed[2].startswith("| (a) only depth | ")
+    assert one_seed[3].startswith("| (c) full, masking (seed 1 only) |")
+    assert lines[0].startswith("| run | AbsRel parked cars | holes parked cars | AbsRel cars with the camera |")
+    assert lines[2] == ("| (a) only depth | 0.250 ± 0.050 | 1.0 ± 0.0 % | 0.500 ± 0.000 | 20.0 ± 0.0 % | – | – | "
+                        "– | – |")
 
 
 def test_the_automask_share_uses_the_model_s_own_warps_and_the_loss_s_rule():

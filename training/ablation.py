@@ -300,15 +300,13 @@ def figure_frames(study: StudySettings) -> list[str]:
 
 def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], progress_bar: bool = False) -> dict:
     """Evaluate the run's newest checkpoint on the test drives (cached in ``<run>/ablation_eval.json`` per checkpoint
-    step) → the region report plus ``run``, ``seed``, ``global_step``, ``finished``, ``train_seconds``."""
-    import torch
-
+    step) → the region report plus ``run``, ``seed``, ``global_step``, ``finished``, ``train_seconds``, ``automask``
+    (shares) and ``actor_groups`` (errors per kind of actor). Cached documents lacking a newer measurement get it."""
     from sgdepth_ros.backends import resolve_device
 
+    from .evaluation.actors import ActorErrors
     from .evaluation.automask_share import RULE as AUTOMASK_RULE
-    from .evaluation.depth_gt import KittiEvalDataset
     from .evaluation.report import json_safe, region_report, write_json
-    from .evaluation.runner import evaluate_depth_regions
     from .export import load_run
 
     run_dir = study.run_dir(key, seed)
@@ -318,25 +316,27 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
     if cached_path.is_file() and (run_dir / FIGURE_FILE).is_file():
         cached = json.loads(cached_path.read_text())
         if cached.get("global_step") == progress["global_step"] and cached.get("figure_frames") == frames:
-            if cached.get("automask", {}).get("rule") != AUTOMASK_RULE:  # not measured yet, or by an older rule
-                cached["automask"] = _automask_shares(study, load_run(run_dir), device)
+            stale_share = cached.get("automask", {}).get("rule") != AUTOMASK_RULE  # not measured, or an older rule
+            if stale_share or "actor_groups" not in cached:
+                loaded = load_run(run_dir)
+                loaded.model.to(device)
+                if stale_share:
+                    cached["automask"] = _automask_shares(study, loaded, device)
+                if "actor_groups" not in cached:
+                    cached["actor_groups"] = _actor_groups(study, loaded, device)
                 write_json(cached_path, cached)
             return json_safe(cached)
     loaded = load_run(run_dir)
     c = loaded.config
     loaded.model.to(device)
-    dataset = KittiEvalDataset(c.kitti_root, study.test_split(), height=c.height, width=c.width, gt="png",
-                               region=True)
     kept: dict[str, np.ndarray] = {}
+    actors = ActorErrors(c.kitti_root)
 
     def keep(name, color, depth, gt, moving) -> None:
         if name in frames:
             kept[name] = depth.astype(np.float32)
 
-    with torch.inference_mode():
-        result = evaluate_depth_regions(loaded.model, dataset, device=device, protocol=c.val_protocol,
-                                        min_depth=c.min_depth, max_depth=c.max_depth, batch_size=study.eval_batch,
-                                        progress=progress_bar, on_image=keep)
+    result = _test_evaluation(study, loaded, device, progress_bar=progress_bar, on_image=keep, actors=actors)
     doc = region_report(result, extra_settings={"split_file": str(study.test_split()), "width": c.width,
                                                  "height": c.height, "device": str(device)})
     time_doc = run_dir / TIME_FILE
@@ -346,11 +346,36 @@ def evaluate_run(study: StudySettings, key: str, seed: int, frames: list[str], p
                train_devices=sorted({f"{i['device']} ({i['cpus']} CPUs, {i['torch_threads']} threads)"
                                      for i in json.loads(time_doc.read_text())["invocations"]})
                if time_doc.is_file() else [],
-               automask=_automask_shares(study, loaded, device))
+               automask=_automask_shares(study, loaded, device), actor_groups=actors.groups())
     np.savez_compressed(run_dir / FIGURE_FILE, names=np.array(list(kept)), **{f"depth_{i}": kept[n] for i, n in
                                                                               enumerate(kept)})
     write_json(cached_path, doc)
     return json_safe(doc)
+
+
+def _test_evaluation(study: StudySettings, loaded, device, progress_bar: bool = False, on_image=None, actors=None):
+    """``evaluate_depth_regions`` of the loaded run on the study's test drives (one scale per image)."""
+    import torch
+
+    from .evaluation.depth_gt import KittiEvalDataset
+    from .evaluation.runner import evaluate_depth_regions
+
+    c = loaded.config
+    dataset = KittiEvalDataset(c.kitti_root, study.test_split(), height=c.height, width=c.width, gt="png",
+                               region=True)
+    with torch.inference_mode():
+        return evaluate_depth_regions(loaded.model, dataset, device=device, protocol=c.val_protocol,
+                                      min_depth=c.min_depth, max_depth=c.max_depth, batch_size=study.eval_batch,
+                                      progress=progress_bar, on_image=on_image, actors=actors)
+
+
+def _actor_groups(study: StudySettings, loaded, device) -> dict:
+    """The run's errors per kind of actor on the test drives (:class:`~.evaluation.actors.ActorErrors`)."""
+    from .evaluation.actors import ActorErrors
+
+    actors = ActorErrors(loaded.config.kitti_root)
+    _test_evaluation(study, loaded, device, actors=actors)
+    return actors.groups()
 
 
 def _automask_shares(study: StudySettings, loaded, device) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .ablation import RUNS, StudySettings, read_figure_depths
+from .evaluation.actors import WITH_CAMERA_SPEED
 
 # columns of the table: (heading, region or "holes", metric)
 COLUMNS = (("AbsRel all", "all", "abs_rel"), ("δ<1.25 all", "all", "a1"),
@@ -19,6 +20,11 @@ COLUMNS = (("AbsRel all", "all", "abs_rel"), ("δ<1.25 all", "all", "a1"),
            ("holes (moving)", "holes", "fraction"),
            ("auto-masked moving", "automask", "moving"), ("auto-masked static", "automask", "static"))
 PERCENT_COLUMNS = ("holes", "automask")
+# the table by kind of actor (evaluation/actors.py groups): parked cars must not become holes, the lead car is the
+# case the method is about
+ACTOR_GROUPS = (("parked cars", "car, still"), ("cars with the camera", "car, with the camera"),
+                ("other moving cars", "car, moving"), ("walking people", "person, moving"))
+ACTOR_METRICS = (("AbsRel", "abs_rel"), ("holes", "holes"))
 GOAL_MOVING_GAIN = 0.20  # issue 17: (c) at least 20 % lower moving-object AbsRel than (a)
 RUN_DESCRIPTIONS = {
     "a": "(a) only depth — the reference's only-depth settings (depth batch 12, gradient scales 1.0/0.0, no "
@@ -34,6 +40,8 @@ RUN_DESCRIPTIONS = {
 
 
 def _value(result: dict, region: str, metric: str) -> float | None:
+    if region.startswith("actors/"):
+        return ((result.get("actor_groups") or {}).get(region[len("actors/"):]) or {}).get(metric)
     if region in PERCENT_COLUMNS:
         return (result.get(region) or {}).get(metric)
     metrics = (result.get("regions") or {}).get(region)
@@ -50,7 +58,8 @@ def aggregate(results: list[dict]) -> dict[str, dict]:
         entry["finished"] &= bool(r.get("finished"))
         if r.get("train_seconds") is not None:
             entry["seconds"].append(float(r["train_seconds"]))
-        for _, region, metric in COLUMNS:
+        for region, metric in [(region, metric) for _, region, metric in COLUMNS] + [
+                (f"actors/{group}", metric) for _, group in ACTOR_GROUPS for _, metric in ACTOR_METRICS]:
             entry["values"].setdefault((region, metric), []).append(_value(r, region, metric))
     return {k: out[k] for k in RUNS if k in out}
 
@@ -90,8 +99,47 @@ def table(aggregated: dict[str, dict], total_steps: int) -> list[str]:
         step_cell = f"{steps}" if entry["finished"] else f"{steps} of {total_steps} (partial)"
         cells = [_cell(entry["values"][(region, metric)], percent=region in PERCENT_COLUMNS)
                  for _, region, metric in COLUMNS]
-        lines.append(f"| ({key}) {RUNS[key].label} | " + " | ".join(cells) + f" | {step_cell} | "
+        lines.append(f"| {_run_cell(aggregated, key)} | " + " | ".join(cells) + f" | {step_cell} | "
                      f"{_minutes(entry['seconds'])} |")
+    return lines
+
+
+def _run_cell(aggregated: dict[str, dict], key: str) -> str:
+    """``(a) only depth``; with the seeds named when this run has fewer of them than another run of the table."""
+    seeds = aggregated[key]["seeds"]
+    fewer = len(seeds) < max(len(e["seeds"]) for e in aggregated.values())
+    return f"({key}) {RUNS[key].label}" + (f" (seed {', '.join(map(str, sorted(seeds)))} only)" if fewer else "")
+
+
+def actor_table(aggregated: dict[str, dict]) -> list[str]:
+    """The markdown lines of the table by kind of actor (AbsRel and holes per group); none when no run has them."""
+    keys = [(f"actors/{group}", metric) for _, group in ACTOR_GROUPS for _, metric in ACTOR_METRICS]
+    if not any(v is not None for e in aggregated.values() for k in keys for v in e["values"][k]):
+        return []
+    head = ["run"] + [f"{heading} {name}" for name, _ in ACTOR_GROUPS for heading, _ in ACTOR_METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for key, entry in aggregated.items():
+        cells = [_cell(entry["values"][k], percent=k[1] == "holes") for k in keys]
+        lines.append(f"| {_run_cell(aggregated, key)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def actor_comparisons(aggregated: dict[str, dict]) -> list[str]:
+    """Bullet lines of the table by kind of actor: per pair of :data:`PAIRS` present, the relative AbsRel change and
+    the holes of cars with the camera (the method's case) and of parked cars (which must not become holes)."""
+    lines = []
+    for new, old, what in PAIRS:
+        if new not in aggregated or old not in aggregated:
+            continue
+        parts = []
+        for name, group in (("cars with the camera", "car, with the camera"), ("parked cars", "car, still")):
+            change = _change(aggregated, new, old, f"actors/{group}")
+            h_old, _ = mean_spread(aggregated[old]["values"][(f"actors/{group}", "holes")])
+            h_new, _ = mean_spread(aggregated[new]["values"][(f"actors/{group}", "holes")])
+            if change is not None and h_old is not None and h_new is not None:
+                parts.append(f"{name} AbsRel {100 * change:+.1f} %, holes {100 * h_old:.1f} % → {100 * h_new:.1f} %")
+        if parts:
+            lines.append(f"- ({new}) vs ({old}), {what}: " + "; ".join(parts))
     return lines
 
 
@@ -109,17 +157,20 @@ def automask_off(settings: dict, runs) -> bool:
     return all(not settings.get(k, {}).get("automask", settings.get("*", {}).get("automask", True)) for k in runs)
 
 
+# the compared pairs (new, old, what), the issue's first
+PAIRS = (("c", "a", "semantic guidance with masking against only depth"),
+         ("c", "b", "masking alone (both train segmentation)"),
+         ("b", "a", "segmentation alone (no masking)"),
+         ("d", "c", "masking every dynamic pixel against masking only moving ones"),
+         ("e", "b", "early masking against no masking"),
+         ("e", "a", "semantic guidance with early masking against only depth"))
+
+
 def comparisons(aggregated: dict[str, dict], without_automask: bool = False) -> list[str]:
     """Bullet lines: relative AbsRel changes and holes of the pairs that are present (c vs a first: the issue's
     goal)."""
     lines = []
-    pairs = [("c", "a", "semantic guidance with masking against only depth"),
-             ("c", "b", "masking alone (both train segmentation)"),
-             ("b", "a", "segmentation alone (no masking)"),
-             ("d", "c", "masking every dynamic pixel against masking only moving ones"),
-             ("e", "b", "early masking against no masking"),
-             ("e", "a", "semantic guidance with early masking against only depth")]
-    for new, old, what in pairs:
+    for new, old, what in PAIRS:
         if new not in aggregated or old not in aggregated:
             continue
         parts = []
@@ -277,6 +328,22 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         *comparisons(aggregated, automask_off(s["settings"], s["runs"])),
         "",
     ]
+    by_actor = actor_table(aggregated)
+    if by_actor:
+        lines += [
+            "### By kind of actor",
+            "",
+            "Every actor of the test drives on its own (`sgdepth-ros eval-depth --regions … --actors`, "
+            "`evaluation/actors.py`), with the same one scale per image: AbsRel and holes pooled over the pixels of "
+            f"the group. Parked cars: still cars, which masking must not turn into holes; cars with the camera: "
+            f"moving cars slower than {WITH_CAMERA_SPEED:g} m/s relative to it (the lead cars: SGDepth's case); "
+            "other moving cars: oncoming and crossing ones.",
+            "",
+            *by_actor,
+            "",
+            *actor_comparisons(aggregated),
+            "",
+        ]
     if figure is not None:
         rel = Path(os.path.relpath(figure, report_dir)).as_posix()
         lines += [f"![the same test frames: image, ground truth and the runs' depth]({rel})", ""]

@@ -3,7 +3,8 @@ synthetic world (spec §6.1). Prints the scaling ratios and the 7-metric table l
 
 ``--regions all,moving,static`` (synthetic world) evaluates the regions in one pass with one scale per image (its
 median over all valid pixels) and adds the holes: the fraction of moving-object pixels predicted more than 2× farther
-than their ground truth (SGDepth's failure case; ``--hole-factor``).
+than their ground truth (SGDepth's failure case; ``--hole-factor``). ``--actors`` adds the errors per kind of actor
+(parked cars, cars moving with the camera, other moving cars, people; ``evaluation/actors.py``).
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regions", type=_regions, default=None, metavar="all,moving,static",
                    help="synthetic world: several regions in one pass, every image with ONE scale (median over all "
                         "its valid pixels, or --scale), plus the holes on moving objects; JSON task depth_regions")
+    p.add_argument("--actors", action="store_true",
+                   help="with --regions: also AbsRel and holes per kind of actor (<class>, still | with the camera | "
+                        "moving), pooled over their pixels; the JSON gets actor_groups and actors")
     p.add_argument("--hole-factor", type=positive_float, default=2.0,
                    help="with --regions: a moving-object pixel predicted more than this many times farther than its "
                         "ground truth is a hole (default 2)")
@@ -97,6 +101,8 @@ def _check(args: argparse.Namespace) -> str | None:
             return "--missing applies to --dataset kitti (KITTI 2015 checks all its files up front)"
         if args.region != "all" or args.regions is not None:
             return "--region/--regions need the synthetic world (--dataset kitti)"
+    if args.actors and args.regions is None:
+        return "--actors needs --regions (it reports with the same one scale per image)"
     if args.regions is not None and args.region != "all":
         return "give --region (one region, scaled on its own pixels) or --regions (several, one scale), not both"
     if args.hole_factor <= 1.0:
@@ -192,19 +198,29 @@ def run(args: argparse.Namespace) -> int:
              "split_file": str(args.split_file) if args.split_file else None, "width": width, "height": height,
              "scale_arg": args.scale, "device": str(device), "missing": args.missing}
     if args.regions is not None:
+        from ..evaluation.actors import WITH_CAMERA_SPEED, ActorErrors, format_actor_table
+
+        actors = ActorErrors(args.data, args.hole_factor) if args.actors else None
         regions = evaluate_depth_regions(
             model, dataset, device=device, protocol=protocol, scaling=scaling, fixed_scale=fixed,
             min_depth=min_depth, max_depth=max_depth, max_depth_eval=args.max_depth_eval, regions=args.regions,
             hole_factor=args.hole_factor, batch_size=args.batch_size, num_workers=args.workers,
             progress=not args.no_progress,
-            on_image=None if on_image is None else _by_index(on_image))
+            on_image=None if on_image is None else _by_index(on_image), actors=actors)
         print(f"evaluated {len(regions.per_image)} images of {args.data} (gt {gt_name}, protocol {protocol}, regions "
               f"{','.join(args.regions)}, one scale per image, {width}x{height})"
               + (f"; {len(regions.skipped)} without valid ground truth skipped" if regions.skipped else ""))
         print(format_ratios(regions.ratio_summary) if scaling == "median" else f" Fixed scaling factor: {fixed:g}")
         print(format_region_tables(regions))
+        if actors is not None:
+            print(f" per kind of actor (AbsRel and holes pooled over their pixels; with the camera: slower than "
+                  f"{WITH_CAMERA_SPEED:g} m/s relative to it):")
+            print(format_actor_table(actors.groups()))
         if args.json:
             doc = region_report(regions, checkpoint=checkpoint_info(model, args.model), extra_settings=extra)
+            if actors is not None:
+                doc.update(actor_groups=actors.groups(), actors=actors.actors(),
+                           with_camera_speed=WITH_CAMERA_SPEED)
             doc["missing_files"] = [{"name": name, "missing": what} for name, what in missing]
             write_json(args.json, doc)
             print(f"wrote {args.json}")

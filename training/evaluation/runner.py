@@ -210,7 +210,7 @@ def evaluate_depth_regions(model: torch.nn.Module, dataset: Dataset, *, device: 
                            hole_factor: float = HOLE_FACTOR, batch_size: int = 1, num_workers: int = 0,
                            progress: bool = True,
                            on_image: Callable[[str, torch.Tensor, np.ndarray, np.ndarray, np.ndarray], None]
-                           | None = None) -> RegionEvalResult:
+                           | None = None, actors: Any = None) -> RegionEvalResult:
     """Depth metrics on all, moving-object and static pixels and the holes on moving objects, in one pass.
 
     Unlike ``evaluate_depth(region=…)``, which median-scales each region on its own pixels, every image gets ONE
@@ -222,7 +222,8 @@ def evaluate_depth_regions(model: torch.nn.Module, dataset: Dataset, *, device: 
 
     Dataset samples as for :func:`evaluate_depth`, with ``"moving_mask"`` bool [1,H,W] when ``regions`` names moving
     or static. ``on_image(name, color [3,h,w], depth HxW scaled+clamped, gt HxW, moving HxW bool)`` is called for
-    every evaluated image.
+    every evaluated image. ``actors`` (an :class:`~.actors.ActorErrors`, optional) gets ``add(name, valid, scaled,
+    clamped, gt)`` for every evaluated image: the per-actor errors of the synthetic world.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -271,6 +272,8 @@ def evaluate_depth_regions(model: torch.nn.Module, dataset: Dataset, *, device: 
         per_image.append(record)
         if on_image is not None:
             on_image(p.name, p.color, clamped, p.gt, moving)
+        if actors is not None:
+            actors.add(p.name, valid, scaled, clamped, p.gt)
     if not per_image:
         raise ValueError(f"no image had a valid ground-truth pixel under protocol {protocol!r} ({len(skipped)} images)")
     means: dict[str, dict[str, float] | None] = {}
