@@ -297,6 +297,30 @@ def test_actor_errors_group_lead_oncoming_and_parked_cars_and_find_the_hole(dyna
     assert list(groups)[:2] == ["car, still", "car, with the camera"]  # class, then motion in MOTIONS order
 
 
+def test_actor_errors_name_the_bad_file(dynamic, tmp_path):
+    """objects.json without the per-frame poses, or instance ids of another size than the ground truth: a clear
+    error naming the file, and nothing is counted."""
+    import shutil
+
+    from sgdepth_training.evaluation.actors import ActorErrors
+
+    folder = layout.drive_folder(SEED, DRIVES - 1)
+    shutil.copytree(dynamic / "kitti" / folder, tmp_path / folder)
+    gt = np.full((96, 320), 10.0)
+    errors = ActorErrors(tmp_path)
+    with pytest.raises(DatasetError, match=r"instance_ids: frame 1 is 320x96, ground truth 160x48"):
+        errors.add(f"{folder} 1 l", np.ones((48, 160), bool), gt[:48, :160], gt[:48, :160], gt[:48, :160])
+    objects = tmp_path / folder / "synthetic" / "objects.json"
+    doc = json.loads(objects.read_text())
+    objects.write_text(json.dumps({"objects": doc["objects"]}))
+    with pytest.raises(DatasetError, match=r"objects.json: malformed objects.json \(KeyError: 'frames'\)"):
+        ActorErrors(tmp_path).add(f"{folder} 1 l", gt > 0, gt, gt, gt)
+    objects.unlink()
+    with pytest.raises(DatasetError, match=r"objects.json: missing"):
+        ActorErrors(tmp_path).add(f"{folder} 1 l", gt > 0, gt, gt, gt)
+    assert errors.actors() == [] and errors.groups() == {}
+
+
 # ------------------------------------------------------------------------------------------- run d: always mask
 def _stub_masking_inputs(monkeypatch):
     """A batch of 3 frames whose segmentation (stubbed) shows one car at the same place in every frame: a static

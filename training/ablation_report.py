@@ -25,6 +25,7 @@ PERCENT_COLUMNS = ("holes", "automask")
 ACTOR_GROUPS = (("parked cars", "car, still"), ("cars with the camera", "car, with the camera"),
                 ("other moving cars", "car, moving"), ("walking people", "person, moving"))
 ACTOR_METRICS = (("AbsRel", "abs_rel"), ("holes", "holes"))
+ACTOR_KEYS = tuple((f"actors/{group}", metric) for _, group in ACTOR_GROUPS for _, metric in ACTOR_METRICS)
 GOAL_MOVING_GAIN = 0.20  # issue 17: (c) at least 20 % lower moving-object AbsRel than (a)
 RUN_DESCRIPTIONS = {
     "a": "(a) only depth — the reference's only-depth settings (depth batch 12, gradient scales 1.0/0.0, no "
@@ -58,8 +59,7 @@ def aggregate(results: list[dict]) -> dict[str, dict]:
         entry["finished"] &= bool(r.get("finished"))
         if r.get("train_seconds") is not None:
             entry["seconds"].append(float(r["train_seconds"]))
-        for region, metric in [(region, metric) for _, region, metric in COLUMNS] + [
-                (f"actors/{group}", metric) for _, group in ACTOR_GROUPS for _, metric in ACTOR_METRICS]:
+        for region, metric in [(region, metric) for _, region, metric in COLUMNS] + list(ACTOR_KEYS):
             entry["values"].setdefault((region, metric), []).append(_value(r, region, metric))
     return {k: out[k] for k in RUNS if k in out}
 
@@ -113,13 +113,12 @@ def _run_cell(aggregated: dict[str, dict], key: str) -> str:
 
 def actor_table(aggregated: dict[str, dict]) -> list[str]:
     """The markdown lines of the table by kind of actor (AbsRel and holes per group); none when no run has them."""
-    keys = [(f"actors/{group}", metric) for _, group in ACTOR_GROUPS for _, metric in ACTOR_METRICS]
-    if not any(v is not None for e in aggregated.values() for k in keys for v in e["values"][k]):
+    if not any(v is not None for e in aggregated.values() for k in ACTOR_KEYS for v in e["values"][k]):
         return []
     head = ["run"] + [f"{heading} {name}" for name, _ in ACTOR_GROUPS for heading, _ in ACTOR_METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for key, entry in aggregated.items():
-        cells = [_cell(entry["values"][k], percent=k[1] == "holes") for k in keys]
+        cells = [_cell(entry["values"][k], percent=k[1] == "holes") for k in ACTOR_KEYS]
         lines.append(f"| {_run_cell(aggregated, key)} | " + " | ".join(cells) + " |")
     return lines
 

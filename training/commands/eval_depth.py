@@ -212,14 +212,15 @@ def run(args: argparse.Namespace) -> int:
               + (f"; {len(regions.skipped)} without valid ground truth skipped" if regions.skipped else ""))
         print(format_ratios(regions.ratio_summary) if scaling == "median" else f" Fixed scaling factor: {fixed:g}")
         print(format_region_tables(regions))
-        if actors is not None:
+        groups = actors.groups() if actors is not None else None
+        if groups is not None:
             print(f" per kind of actor (AbsRel and holes pooled over their pixels; with the camera: slower than "
                   f"{WITH_CAMERA_SPEED:g} m/s relative to it):")
-            print(format_actor_table(actors.groups()))
+            print(format_actor_table(groups))
         if args.json:
             doc = region_report(regions, checkpoint=checkpoint_info(model, args.model), extra_settings=extra)
             if actors is not None:
-                doc.update(actor_groups=actors.groups(), actors=actors.actors(),
+                doc.update(actor_groups=groups, actors=actors.actors(),
                            with_camera_speed=WITH_CAMERA_SPEED)
             doc["missing_files"] = [{"name": name, "missing": what} for name, what in missing]
             write_json(args.json, doc)

@@ -17,7 +17,6 @@ valid pixels, and holes (scaled, unclamped prediction more than ``hole_factor`` 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +25,9 @@ import numpy as np
 
 from sgdepth_ros.metrics.depth import HOLE_FACTOR, hole_mask
 
-from ..data._imaging import read_single_channel
 from ..data.errors import DatasetError
 from ..data.kitti import read_poses
+from .depth_gt import read_instance_ids, read_objects
 
 __all__ = ["WITH_CAMERA_SPEED", "MOTIONS", "ActorErrors", "read_timestamps", "format_actor_table"]
 
@@ -66,16 +65,14 @@ class _Drive:
 
     @classmethod
     def load(cls, folder: Path) -> "_Drive":
-        objects = folder / "synthetic" / "objects.json"
-        try:
-            doc = json.loads(objects.read_text(encoding="utf-8"))
-            classes = {int(o["id"]): str(o["class"]) for o in doc["objects"]}
-            moving = {int(o["id"]): bool(o.get("moving")) for o in doc["objects"]}
+        doc = read_objects(folder)
+        try:  # what read_objects leaves to its users: the fields this one needs
+            classes = {o["id"]: str(o["class"]) for o in doc["objects"]}
+            moving = {o["id"]: bool(o.get("moving")) for o in doc["objects"]}
             frames = [f["poses"] for f in doc["frames"]]
-        except FileNotFoundError:
-            raise DatasetError(f"{objects}: missing; per-actor errors need the synthetic world's export") from None
         except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(f"{objects}: malformed objects.json ({type(exc).__name__}: {exc})") from None
+            raise DatasetError(f"{folder / 'synthetic' / 'objects.json'}: malformed objects.json "
+                               f"({type(exc).__name__}: {exc})") from None
         camera = read_poses(folder / "poses.txt")
         times = read_timestamps(folder / "image_02" / "timestamps.txt")
         if not len(frames) == len(camera) == len(times):
@@ -111,11 +108,17 @@ class _Actor:
     distances: list[float] = field(default_factory=list)  # median ground-truth depth per frame (m)
 
     @property
+    def speed(self) -> float | None:
+        """Median relative speed (m/s) over the frames where it is known; None when it never is."""
+        known = [s for s in self.speeds if np.isfinite(s)]
+        return float(np.median(known)) if known else None
+
+    @property
     def motion(self) -> str:
         if not self.moving:
             return "still"
-        speed = float(np.nanmedian(self.speeds)) if np.isfinite(self.speeds).any() else float("nan")
-        return "with the camera" if speed < WITH_CAMERA_SPEED else "moving"
+        speed = self.speed
+        return "with the camera" if speed is not None and speed < WITH_CAMERA_SPEED else "moving"
 
 
 class ActorErrors:
@@ -137,12 +140,7 @@ class ActorErrors:
         drive = self._drives.get(folder)
         if drive is None:
             drive = self._drives[folder] = _Drive.load(self.root / folder)
-        camera = {"l": 2, "r": 3}[side]
-        ids = read_single_channel(self.root / folder / "synthetic" / "instance_ids" / f"image_0{camera}"
-                                  / f"{frame:010d}.png")
-        if ids.shape != gt.shape:
-            raise DatasetError(f"{self.root / folder}/synthetic/instance_ids: frame {frame} is "
-                               f"{ids.shape[1]}x{ids.shape[0]}, ground truth {gt.shape[1]}x{gt.shape[0]}")
+        ids = read_instance_ids(self.root, folder, frame, side, gt.shape)
         seen = valid & (ids > 0)
         for actor in np.unique(ids[seen]).tolist():
             sel = seen & (ids == actor)
@@ -162,30 +160,27 @@ class ActorErrors:
         over its pixels), holes (fraction), relative speed (m/s, median over its frames), distance (m, median)."""
         rows = []
         for (folder, actor), a in sorted(self._actors.items(), key=lambda kv: -kv[1].pixels):
-            speeds = [s for s in a.speeds if np.isfinite(s)]
             rows.append({"drive": folder, "id": actor, "class": a.cls, "moving": a.moving, "motion": a.motion,
                          "pixels": a.pixels, "frames": len(a.distances), "abs_rel": a.abs_rel_sum / a.pixels,
-                         "holes": a.holes / a.pixels,
-                         "relative_speed": float(np.median(speeds)) if speeds else None,
+                         "holes": a.holes / a.pixels, "relative_speed": a.speed,
                          "distance": float(np.median(a.distances))})
         return rows
 
     def groups(self) -> dict[str, dict]:
         """``"<class>, <motion>"`` → pixels, actors, AbsRel and holes pooled over the group's pixels, median distance
         (m) of its actors; classes in alphabetical order, motions in :data:`MOTIONS` order."""
-        pooled: dict[tuple[str, str], list] = {}
+        members: dict[tuple[str, str], list[_Actor]] = {}
         for a in self._actors.values():
-            p = pooled.setdefault((a.cls, a.motion), [0, 0.0, 0, []])
-            p[0] += a.pixels
-            p[1] += a.abs_rel_sum
-            p[2] += a.holes
-            p[3].append(float(np.median(a.distances)))
-        order = sorted(pooled, key=lambda k: (k[0], MOTIONS.index(k[1])))
-        return {f"{c}, {m}": {"pixels": pooled[(c, m)][0], "actors": len(pooled[(c, m)][3]),
-                              "abs_rel": pooled[(c, m)][1] / pooled[(c, m)][0],
-                              "holes": pooled[(c, m)][2] / pooled[(c, m)][0],
-                              "distance": float(np.median(pooled[(c, m)][3]))} for c, m in order}
-
+            members.setdefault((a.cls, a.motion), []).append(a)
+        out = {}
+        for cls, motion in sorted(members, key=lambda k: (k[0], MOTIONS.index(k[1]))):
+            group = members[(cls, motion)]
+            pixels = sum(a.pixels for a in group)
+            out[f"{cls}, {motion}"] = {"pixels": pixels, "actors": len(group),
+                                       "abs_rel": sum(a.abs_rel_sum for a in group) / pixels,
+                                       "holes": sum(a.holes for a in group) / pixels,
+                                       "distance": float(np.median([np.median(a.distances) for a in group]))}
+        return out
 
 def format_actor_table(groups: dict[str, dict]) -> str:
     """The groups as a text table (eval-depth's output)."""

@@ -27,8 +27,8 @@ from ..data.kitti_calib import read_calib_file
 from ..data.splits import SplitEntry, read_split_file
 from .velodyne import velodyne_depth_map, velodyne_path
 
-__all__ = ["GT_SOURCES", "NpzDepthGT", "KittiEvalDataset", "moving_actor_mask", "read_disparity_png",
-           "kitti2015_focal", "Kitti2015DepthDataset", "STEREO_BASELINE_M"]
+__all__ = ["GT_SOURCES", "NpzDepthGT", "KittiEvalDataset", "moving_actor_mask", "read_instance_ids", "read_objects",
+           "read_disparity_png", "kitti2015_focal", "Kitti2015DepthDataset", "STEREO_BASELINE_M"]
 
 GT_SOURCES = ("png", "velodyne", "npz")
 STEREO_BASELINE_M = 0.54  # KITTI colour-camera baseline
@@ -101,28 +101,49 @@ class NpzDepthGT:
         return depth.astype(np.float32, copy=False)
 
 
-def moving_actor_mask(root: str | os.PathLike[str], folder: str, frame: int, side: str = "l",
-                      _cache: dict[Path, frozenset[int]] | None = None) -> np.ndarray:
-    """Synthetic world: HxW bool, True where the pixel shows an actor whose ``moving`` flag is set.
+def read_objects(drive: str | os.PathLike[str]) -> dict:
+    """The synthetic world's ``<drive>/synthetic/objects.json`` → its document, with ``"objects"`` a list of actor
+    entries whose ``"id"`` is an integer (``"class"``, ``"moving"`` and the per-frame ``"frames"`` as written by
+    ``sgdepth-ros synth``). Raises DatasetError naming the file when it is missing or malformed."""
+    objects = Path(drive) / "synthetic" / "objects.json"
+    if not objects.is_file():
+        raise DatasetError(f"{objects}: missing; moving-object regions and per-actor errors need the synthetic "
+                           f"world's export (sgdepth-ros synth)")
+    try:
+        doc = json.loads(objects.read_text(encoding="utf-8"))
+        for o in doc["objects"]:
+            o["id"] = int(o["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{objects}: malformed objects.json ({type(exc).__name__}: {exc})") from None
+    return doc
 
-    Reads ``<root>/<folder>/synthetic/instance_ids/image_0X/<frame:010d>.png`` (uint16 actor id, 0 = none) and
-    ``<root>/<folder>/synthetic/objects.json``. ``_cache`` (optional) keeps the moving ids per objects.json.
-    """
+
+def read_instance_ids(root: str | os.PathLike[str], folder: str, frame: int, side: str = "l",
+                      shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Synthetic world: HxW uint16 actor id per pixel (0 = none) from
+    ``<root>/<folder>/synthetic/instance_ids/image_0X/<frame:010d>.png``; ``shape`` (H, W), when given, must match
+    (the ground truth's), else DatasetError."""
+    ids = read_single_channel(Path(root) / folder / "synthetic" / "instance_ids" / f"image_0{_CAMERA[side]}"
+                              / f"{frame:010d}.png")
+    if shape is not None and ids.shape != tuple(shape):
+        raise DatasetError(f"{Path(root) / folder}/synthetic/instance_ids: frame {frame} is {ids.shape[1]}x"
+                           f"{ids.shape[0]}, ground truth {shape[1]}x{shape[0]}")
+    return ids
+
+
+def moving_actor_mask(root: str | os.PathLike[str], folder: str, frame: int, side: str = "l",
+                      _cache: dict[Path, frozenset[int]] | None = None,
+                      shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Synthetic world: HxW bool, True where the pixel shows an actor whose ``moving`` flag is set
+    (:func:`read_instance_ids`, :func:`read_objects`; ``shape`` as there). ``_cache`` (optional) keeps the moving
+    ids per drive."""
     drive = Path(root) / folder
-    objects = drive / "synthetic" / "objects.json"
-    moving = _cache.get(objects) if _cache is not None else None
+    moving = _cache.get(drive) if _cache is not None else None
     if moving is None:
-        if not objects.is_file():
-            raise DatasetError(f"{objects}: missing; --region needs the synthetic world's export (sgdepth-ros synth)")
-        try:
-            doc = json.loads(objects.read_text(encoding="utf-8"))
-            moving = frozenset(int(o["id"]) for o in doc["objects"] if o.get("moving"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DatasetError(f"{objects}: malformed objects.json ({type(exc).__name__}: {exc})") from None
+        moving = frozenset(o["id"] for o in read_objects(drive)["objects"] if o.get("moving"))
         if _cache is not None:
-            _cache[objects] = moving
-    camera = {"l": 2, "r": 3}[side]
-    ids = read_single_channel(drive / "synthetic" / "instance_ids" / f"image_0{camera}" / f"{frame:010d}.png")
+            _cache[drive] = moving
+    ids = read_instance_ids(root, folder, frame, side, shape)
     return np.isin(ids, np.fromiter(moving, np.int64, len(moving)))
 
 
@@ -215,10 +236,7 @@ class KittiEvalDataset(Dataset):
         sample["depth_gt"] = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None]
         sample["name"] = _name(e)
         if self.region:
-            mask = moving_actor_mask(self.root, e.folder, e.frame, e.side, self._moving_cache)
-            if mask.shape != depth.shape:
-                raise DatasetError(f"{self.root / e.folder}/synthetic/instance_ids: frame {e.frame} is "
-                                   f"{mask.shape[1]}x{mask.shape[0]}, ground truth {depth.shape[1]}x{depth.shape[0]}")
+            mask = moving_actor_mask(self.root, e.folder, e.frame, e.side, self._moving_cache, depth.shape)
             sample["moving_mask"] = torch.from_numpy(mask)[None]
         return sample
 
