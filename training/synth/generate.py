@@ -319,10 +319,19 @@ def _one_drive(config: SynthConfig, drive: int, source: FrameSource, out: Path, 
         bar.update(config.frames)
 
 
+def _bag_writer(config: SynthConfig, out: Path, name: str, camera: Camera, rig: tuple[RigCamera, ...] | None = None):
+    """The drive's rosbag2 writer, or None without the bag format (rosbags is then not even imported)."""
+    if "bag" not in config.formats:
+        return None
+    from .export_bag import BagDriveWriter
+
+    return BagDriveWriter(out / "bags" / name.removesuffix("_sync"), camera, config.bag_storage, config.bag_image,
+                          rig=rig)
+
+
 def _one_camera_drive(config: SynthConfig, drive: int, source: FrameSource, out: Path, kitti_cam: Camera,
                       counts: dict, bar) -> None:
     """The KITTI and bag formats of one drive of the single (front) camera."""
-    from .export_bag import BagDriveWriter
     from .export_kitti import KittiDriveWriter
     from .world import make_world
 
@@ -330,8 +339,7 @@ def _one_camera_drive(config: SynthConfig, drive: int, source: FrameSource, out:
     t0 = layout.start_stamp_ns(config.seed, drive)
     kitti = (KittiDriveWriter(out / "kitti", layout.drive_date(config.seed), name, kitti_cam)
              if "kitti" in config.formats else None)
-    bag = (BagDriveWriter(out / "bags" / name.removesuffix("_sync"), kitti_cam, config.bag_storage,
-                          config.bag_image) if "bag" in config.formats else None)
+    bag = _bag_writer(config, out, name, kitti_cam)
     needs_kitti_frames = kitti is not None or bag is not None
     tasks = [(config.seed, drive, config.frames, kitti_cam, i, config.exposure_jitter, config.noise_sigma,
               config.world) for i in range(config.frames)] if needs_kitti_frames else []
@@ -356,7 +364,6 @@ def _one_camera_drive(config: SynthConfig, drive: int, source: FrameSource, out:
 def _one_rig_drive(config: SynthConfig, drive: int, source: FrameSource, out: Path, rig: tuple[RigCamera, ...],
                    counts: dict, bar) -> None:
     """The KITTI trees (``<out>/rig/<cam>/``) and the bag of one drive of every rig camera."""
-    from .export_bag import BagDriveWriter
     from .export_kitti import KittiDriveWriter
     from .world import make_world
 
@@ -364,8 +371,7 @@ def _one_rig_drive(config: SynthConfig, drive: int, source: FrameSource, out: Pa
     t0 = layout.start_stamp_ns(config.seed, drive)
     kitti = ([KittiDriveWriter(out / "rig" / cam.name, layout.drive_date(config.seed), name, cam.camera)
               for cam in rig] if "kitti" in config.formats else None)
-    bag = (BagDriveWriter(out / "bags" / name.removesuffix("_sync"), rig[0].camera, config.bag_storage,
-                          config.bag_image, rig=rig) if "bag" in config.formats else None)
+    bag = _bag_writer(config, out, name, rig[0].camera, rig)
     tasks = [(config.seed, drive, config.frames, rig, i, config.exposure_jitter, config.noise_sigma, config.world)
              for i in range(config.frames)] if kitti is not None or bag is not None else []
     try:
