@@ -14,25 +14,9 @@
 # python3. Exit status: that of gpu-check (1 when an accuracy gate fails), 2 when a dependency is missing.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${SGDEPTH_PYTHON:-python3}"
-SITE="$(mktemp -d "${TMPDIR:-/tmp}/sgdepth-gpu-check.XXXXXX")"
-trap 'rm -rf "$SITE"' EXIT
-ln -s "$ROOT/sgdepth_ros" "$SITE/sgdepth_ros"
-ln -s "$ROOT/training" "$SITE/sgdepth_training"
-export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-
-"$PY" - <<'EOF' || exit 2
-import importlib.util, sys
-need = {"torch": "torch", "torchvision": "torchvision", "numpy": "numpy", "cv2": "opencv-python-headless",
-        "PIL": "pillow", "safetensors": "safetensors", "tqdm": "tqdm"}
-missing = [pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None]
-if missing:
-    print(f"error: {sys.executable} lacks {', '.join(missing)} (pip install {' '.join(missing)}, or point "
-          "SGDEPTH_PYTHON at a Python that has them)", file=sys.stderr)
-    sys.exit(1)
-EOF
+source "$(dirname "${BASH_SOURCE[0]}")/checkout_python.sh"
+require_modules torch:torch torchvision:torchvision numpy:numpy cv2:opencv-python-headless PIL:pillow \
+  safetensors:safetensors tqdm:tqdm || exit 2
 
 cd "$ROOT"
 status=0

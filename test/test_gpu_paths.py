@@ -225,6 +225,17 @@ def test_gpu_check_table_parsing_reads_the_bench_tables():
     assert first_number(table_cell(train, "full 6+6", "AMP")) == 97.25
 
 
+def test_the_task_table_signs_a_slower_task_set_as_a_cost():
+    """The H200 run printed '(−-4 %)' for a task set 4 % slower than both tasks: the sign comes from the change."""
+    from sgdepth_ros.commands.bench import render_task_table
+
+    times = {"torch-cuda-fp16": {"both": [10.0], "depth only": [6.1], "segmentation only": [10.4]},
+             "torch-cpu": {"both": [10.0], "depth only": [10.0], "segmentation only": [9.96]}}
+    rows = render_task_table(times)
+    assert rows[2] == "| torch-cuda-fp16 | 10.0 / 10.0 | 6.1 / 6.1 (−39 %) | 10.4 / 10.4 (+4 %) |"
+    assert rows[3].endswith("| 10.0 / 10.0 (±0 %) | 10.0 / 10.0 (±0 %) |")  # 9.96 is printed 10.0: no sign
+
+
 def test_gpu_check_script_runs_its_plumbing_on_the_cpu_and_writes_no_gpu_numbers(tmp_path):
     md = tmp_path / "benchmarks.md"
     other = "<!-- bench:inference:start -->\nCPU numbers measured elsewhere\n<!-- bench:inference:end -->"

@@ -255,6 +255,12 @@ def _node_cost_section(args, model_path: str, names: list[str]) -> list[str]:
     ]
 
 
+def _signed_percent(change: float) -> str:
+    """-0.39 → '−39 %', 0.04 → '+4 %' (a task set slower than both tasks, e.g. within the noise on a GPU)."""
+    percent = round(100 * change)
+    return f"{'−' if percent < 0 else '+'}{abs(percent)} %" if percent else "±0 %"
+
+
 def render_task_table(times: dict) -> list[str]:
     lines = ["| backend | " + " | ".join(f"{t} p50 / p95" for t in TASK_SETS) + " |",
              "|" + "---|" * (len(TASK_SETS) + 1)]
@@ -264,7 +270,7 @@ def render_task_table(times: dict) -> list[str]:
         for label in TASK_SETS:
             cell = f"{np.median(rec[label]):.1f} / {np.percentile(rec[label], 95):.1f}"
             if label != "both":
-                cell += f" (−{100 * (1 - np.median(rec[label]) / both):.0f} %)"
+                cell += f" ({_signed_percent(np.median(rec[label]) / both - 1)})"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
