@@ -84,8 +84,8 @@ class Predictor:
         threads: CPU threads for the OpenVINO backend (default: its own choice).
         ego_motion: keep the checkpoint's pose net (fp32, on ``device``) for :meth:`relative_pose` and
             :meth:`ego_motion_tracker`; a checkpoint without one is then an error. Off: the pose net is dropped.
-        optimize: PyTorch on CUDA: "none" (eager, the default: no GPU has verified the graphs yet), "auto" (CUDA graphs
-            on CUDA, nothing on the CPU), "graphs" (a CUDA
+        optimize: PyTorch on CUDA: "auto" (the default: CUDA graphs on CUDA, verified on an H200 by
+            scripts/gpu_check.sh, docs/benchmarks.md; eager on the CPU), "none" (eager everywhere), "graphs" (a CUDA
             graph per batch shape and task set, replayed), "compile" (torch.compile + graphs; experimental, slow first
             frames); "graphs"/"compile" are refused on the CPU (see :class:`sgdepth_ros.backends.TorchBackend`).
     """
@@ -95,7 +95,7 @@ class Predictor:
                  tasks: tuple[str, ...] = TASKS, output_resolution: str = "network",
                  scale_factor: float | None = None, threads: int | None = None,
                  scale_mode: str = DEFAULT_SCALE_MODE, camera_height: float | None = None,
-                 ego_motion: bool = False, optimize: str = "none"):
+                 ego_motion: bool = False, optimize: str = "auto"):
         if output_resolution not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output_resolution must be one of {OUTPUT_RESOLUTIONS}, got {output_resolution!r}")
         if backend not in BACKENDS:

@@ -63,8 +63,8 @@ PARAMS = (
     Param("backend", "auto", "auto (OpenVINO on CPU when installed, else PyTorch), torch, openvino or tensorrt "
           "(CUDA, fp32/fp16, untested on real hardware; PyTorch with one log line when the tensorrt module is absent)",
           choices=("auto", "torch", "openvino", "tensorrt"), read_only=True),
-    Param("optimize", "none", "PyTorch on CUDA: none (eager; the default until scripts/gpu_check.sh has verified the "
-          "graphs on a GPU), auto (CUDA graphs on CUDA, nothing on the CPU), graphs "
+    Param("optimize", "auto", "PyTorch on CUDA: auto (CUDA graphs on CUDA, verified on an H200 by "
+          "scripts/gpu_check.sh; eager on the CPU), none (eager), graphs "
           "(one CUDA graph per batch size and output set, replayed), compile (torch.compile + graphs, experimental: "
           "slow first frames); graphs and compile need a CUDA device", choices=("auto", "none", "graphs", "compile"),
           read_only=True),
