@@ -67,7 +67,9 @@ fi
 if [[ $STAGES == *,a,* ]]; then
   train_phase "$WORK/runs/gpu_a" 150 "${COMMON[@]}" --epochs $(( (STEPS_A + EPOCH - 1) / EPOCH )) --lr 1e-4 \
     --init-weights "$INIT" --set pose_warmup_steps=100
-  "${SG[@]}" export "$WORK/runs/gpu_a" -o "$WORK/gpu_a.safetensors" --keep-pose --name "stage 3 phase a"
+  if [ "$WORK/runs/gpu_a/checkpoints/last.pt" -nt "$WORK/gpu_a.safetensors" ]; then  # only what phase a changed
+    "${SG[@]}" export "$WORK/runs/gpu_a" -o "$WORK/gpu_a.safetensors" --keep-pose --name "stage 3 phase a"
+  fi
 fi
 if [[ $STAGES == *,b,* ]]; then
   train_phase "$WORK/runs/gpu_b" 60 "${COMMON[@]}" --epochs $(( (STEPS_B + EPOCH - 1) / EPOCH )) --lr 1e-5 \

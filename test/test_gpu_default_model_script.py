@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sgdepth_ros.default_model import default_model_path
-from sgdepth_ros.model.checkpoint import file_sha256
+from sgdepth_ros.model.checkpoint import file_sha256, read_metadata
 from sgdepth_training.synth.generate import SynthConfig, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +42,10 @@ def stage3(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return work, _run(work)
 
 
-def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return json.loads(f.metadata()["sgdepth_ros"])
-
-
 def test_the_phases_chain_from_the_shipped_model_to_an_fp16_file_with_scale_and_accuracy(stage3):
     work, done = stage3
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    meta = _metadata(work / "default_gpu.safetensors")
+    meta = read_metadata(work / "default_gpu.safetensors")
     phase_b = meta["provenance"]
     assert phase_b["run"] == "gpu_b" and phase_b["global_step"] == 1 and phase_b["depth_batch"] == 12
     phase_a = phase_b["init_weights"]
@@ -60,7 +53,8 @@ def test_the_phases_chain_from_the_shipped_model_to_an_fp16_file_with_scale_and_
     assert phase_a["provenance"]["run"] == "gpu_a" and phase_a["provenance"]["global_step"] == 2
     start = phase_a["provenance"]["init_weights"]
     assert start["sha256"] == file_sha256(default_model_path())  # stage 3 starts from the given file
-    assert _metadata(work / "gpu_a.safetensors")["architecture"]["pose_layers"] == 18  # phase b starts with a pose net
+    pose = read_metadata(work / "gpu_a.safetensors")["architecture"]["pose_layers"]
+    assert pose == 18  # phase b starts with a pose network
     assert "pose network too" in done.stderr + done.stdout
     assert meta["architecture"]["pose_layers"] is None and meta["input_size"] == {"width": 320, "height": 96}
     assert meta["scale"]["factor"] > 0 and meta["accuracy"]["test"]["images"] > 0
@@ -78,4 +72,5 @@ def test_end_by_skips_the_phases_that_no_longer_fit_and_keeps_the_runs(stage3):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("skipping") == 2 and f"{work}/runs/gpu_a" in done.stdout
     assert file_sha256(model) == before  # the export stage was not asked for
+    assert "wrote" not in done.stderr + done.stdout  # nor was phase a's file written again: its run did not change
     assert (work / "runs" / "gpu_b" / "checkpoints" / "last.pt").is_file()
