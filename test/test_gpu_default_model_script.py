@@ -74,3 +74,18 @@ def test_end_by_skips_the_phases_that_no_longer_fit_and_keeps_the_runs(stage3):
     assert file_sha256(model) == before  # the export stage was not asked for
     assert "wrote" not in done.stderr + done.stdout  # nor was phase a's file written again: its run did not change
     assert (work / "runs" / "gpu_b" / "checkpoints" / "last.pt").is_file()
+
+
+def test_a_python_without_the_dependencies_or_a_missing_work_folder_is_refused_with_a_clear_line(tmp_path):
+    """Bad input to the GPU-machine scripts: exit 2 naming what the Python lacks, or the usage line; nothing made."""
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)  # no torch, no numpy
+    for script in (SCRIPT, ROOT / "scripts" / "gpu_check.sh"):
+        done = subprocess.run(["bash", str(script), str(tmp_path / "work")], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "SGDEPTH_PYTHON": str(bare / "bin" / "python")})
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "lacks torch, torchvision, numpy" in done.stderr and "SGDEPTH_PYTHON" in done.stderr
+    assert not (tmp_path / "work").exists()
+    done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SGDEPTH_PYTHON": sys.executable})
+    assert done.returncode != 0 and "usage: gpu_default_model.sh WORK_DIR [MODEL_OUT]" in done.stderr
