@@ -15,8 +15,10 @@
 # Environment: STAGES (default synth,a,b,export: a comma list of the stages to run), STEPS_A (800), STEPS_B (400),
 # STEPS_PER_EPOCH (200), DEVICE (cuda), AMP (bf16), WORKERS (data-loading processes per loader, default
 # (CPUs - 2) / 2), SYNTH_WORKERS (CPUs), END_BY (unix time: on a lent machine, phase a stops early, resumably, so
-# that phase b and the export still fit; the steps it reached are in its log and in the run's checkpoint), INIT
-# (the stage-2 file; default the shipped model, which is stage 3's result since 2026-12-04: set INIT to rebuild).
+# that phase b and the export still fit: `train --max-seconds`, which saves the step it stopped at), INIT
+# (the stage-2 file; default the shipped model, which is stage 3's result since 2026-12-04: set INIT to rebuild),
+# TRAIN_SETTINGS (space-separated KEY=VALUE training settings for both phases, e.g.
+# "photometric_resolution=native": each becomes `train --set KEY=VALUE`).
 # Like scripts/gpu_check.sh it runs this checkout without installing anything, with a Python (SGDEPTH_PYTHON, else
 # python3) that has the package's training dependencies; rendering also needs embreex and trimesh.
 set -euo pipefail
@@ -48,7 +50,11 @@ train_phase() {
   if [ -n "$left" ]; then
     if [ "$left" -lt 30 ]; then echo "skipping $run: ${left}s left before END_BY"; return 0; fi
     echo "$(date +%T) ${run##*/}: at most ${left}s (END_BY)"
-    timeout --kill-after=20 "${left}s" "${cmd[@]}" || [ $? -eq 124 ] || return 1
+    # the trainer stops itself at a step boundary and saves it (--max-seconds counts from its first step, so 30 s
+    # are left for its start-up); the timeout is only a backstop for a hang, which loses the steps since the last
+    # checkpoint
+    timeout --kill-after=20 "$((left + 30))s" "${cmd[@]}" --max-seconds "$((left > 60 ? left - 30 : 30))" \
+      || [ $? -eq 124 ] || return 1
   else
     "${cmd[@]}"
   fi
@@ -58,6 +64,7 @@ COMMON=(--synthetic "$DATA" --width 320 --height 96 --seg-resize 512x256 --depth
         --num-workers "$WORKERS" --pretrained scratch --no-masking --device "$DEVICE" --amp "$AMP"
         --batches-per-epoch "$EPOCH" --lr-step 10000 --checkpoint-every-steps 100 --checkpoint-every-epochs 10000
         --log-every-steps 10 --image-every-steps 1000 --val-max-images 40 --no-progress)
+for setting in ${TRAIN_SETTINGS:-}; do COMMON+=(--set "$setting"); done
 
 if [[ $STAGES == *,synth,* ]] && [ ! -f "$DATA/kitti/splits/synthetic/test_files.txt" ]; then
   echo "$(date +%T) rendering 20 drives into $DATA"

@@ -112,9 +112,7 @@ def test_set_overrides_any_setting_typed_and_validated(tmp_path):
     assert (config.masking_linear, config.masking_fraction, config.masking_from_epoch) == (False, 0.2, 3)
     assert config.batches_per_epoch is None and config.seg_resize == (1280, 640)
     # what the loop hands to the loss
-    settings = LossSettings(config.automask, config.avg_reprojection, config.smoothness, config.min_depth,
-                            config.max_depth)
-    assert settings == LossSettings(False, True, 2e-3, 0.5, 80.0)
+    assert LossSettings.from_config(config) == LossSettings(False, True, 2e-3, 0.5, 80.0, "full")
     # errors name the key and the valid values/range
     common = ("--preset", "zhou_only_depth", "--kitti", "/k", "--out", str(tmp_path / "r"))
     with pytest.raises(ValueError, match="unknown training setting 'automasking'; valid keys: .*automask"):
@@ -123,6 +121,10 @@ def test_set_overrides_any_setting_typed_and_validated(tmp_path):
         config_from_args(_args(*common, "--set", "grad_scales=1.5,0"))
     with pytest.raises(ValueError, match="automask is true or false"):
         config_from_args(_args(*common, "--set", "automask=maybe"))
+    with pytest.raises(ValueError, match="photometric_resolution must be one of full, native, got 'coarse'"):
+        config_from_args(_args(*common, "--set", "photometric_resolution=coarse"))
+    native = config_from_args(_args(*common, "--set", "photometric_resolution=native"))
+    assert LossSettings.from_config(native).photometric_resolution == "native"
     with pytest.raises(ValueError, match="need 0 < min_depth < max_depth"):
         config_from_args(_args(*common, "--set", "min_depth=200"))
     with pytest.raises(ValueError, match="epochs is given twice"):

@@ -73,6 +73,38 @@ def test_short_run_lowers_the_photometric_loss(world, tmp_path):
     assert any((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_max_seconds_stops_at_a_step_boundary_with_a_checkpoint_and_resumes(world, tmp_path, capsys):
+    """A time budget shorter than any step: the run stops after its first step, saves it, and a resumed call without
+    the budget goes on to the end (max_seconds is per invocation, like max_steps)."""
+    run = tmp_path / "run"
+    assert _train(world, run, "--preset", "synthetic_only_depth", "--depth-batch", "2", "--epochs", "1",
+                  "--batches-per-epoch", "3", "--max-seconds", "1e-9", "--no-validate") == 0
+    assert "stopped at step 1 (resumable)" in capsys.readouterr().out
+    assert ckpt.load_state(run / "checkpoints" / "last.pt")["progress"]["global_step"] == 1
+    assert json.loads((run / "config.json").read_text())["max_seconds"] == 1e-9
+    assert cli(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "finished" in capsys.readouterr().out and load_run(run).progress.global_step == 3
+
+
+def test_native_photometric_resolution_changes_only_the_coarse_scales(world):
+    """photometric_resolution native: scale 0 is the input size either way, so only scales 1-3 change the
+    photometric term; the loss stays finite and back-propagates into the depth decoder."""
+    torch.manual_seed(0)
+    batch = _fixed_batch(world)
+    model = SGDepthNet(pose_layers=18).train()
+    results = {}
+    for resolution in ("full", "native"):
+        model.zero_grad()
+        settings = LossSettings(photometric_resolution=resolution)
+        result = training_loss(JointNetwork(model), batch, None, settings, None, torch.device("cpu"))
+        result.loss.backward()
+        grad = model.depth.multires.convs[3].weight.grad  # the coarsest scale's disparity head
+        assert torch.isfinite(result.loss) and grad is not None and grad.abs().sum() > 0
+        results[resolution] = (float(result.scalars["loss/photometric"]), grad.clone())
+    assert results["full"][0] != pytest.approx(results["native"][0], rel=1e-4)
+    assert not torch.allclose(results["full"][1], results["native"][1])
+
+
 def test_resume_after_an_interruption_continues_identically(world, tmp_path):
     args = ["--preset", "synthetic_full", "--depth-batch", "2", "--seg-batch", "2", "--epochs", "3",
             "--masking-from-epoch", "1", "--no-validate", "--seed", "5"]
@@ -159,6 +191,8 @@ def test_bad_settings_and_folders_are_named(world, tmp_path, capsys):
     assert "depth_batch must be in [1, 1024]" in capsys.readouterr().err
     assert _train(world, tmp_path / "r2", "--width", "100") != 0
     assert "width must be a positive multiple of 32" in capsys.readouterr().err
+    assert _train(world, tmp_path / "r4", "--max-seconds", "0") != 0
+    assert "max_seconds must be > 0, got 0.0" in capsys.readouterr().err
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "x").write_text("keep")

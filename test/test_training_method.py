@@ -9,7 +9,7 @@ import torch
 
 from sgdepth_ros.model import SGDepth
 from sgdepth_ros.postprocess import disparity_to_depth
-from sgdepth_training import geometry, losses
+from sgdepth_training import geometry, losses, step
 from sgdepth_training.masking import (MaskingSchedule, dynamic_iou, dynamic_pixels, masking_fraction,
                                       moving_mask)
 from sgdepth_training.network import JointNetwork, normalize, segment
@@ -131,6 +131,55 @@ def test_depth_loss_scale_combination_and_mask_denominator():
     mask[..., :16] = 0  # half the pixels masked: they stay in the denominator
     masked, _ = losses.depth_loss(errors, disps, target, mask)
     assert float(masked) == pytest.approx(0.125, rel=1e-6)
+
+
+def test_depth_loss_pools_the_mask_onto_coarser_error_maps():
+    errors = [torch.ones(1, 1, 16 // 2 ** s, 32 // 2 ** s) for s in range(4)]  # photometric_resolution native
+    disps = [torch.full(e.shape, 0.5) for e in errors]
+    mask = torch.ones(1, 1, 16, 32)
+    mask[0, 0, 0, 0] = 0  # one masked input pixel masks the coarse pixel over it at every scale
+    loss, _ = losses.depth_loss(errors, disps, torch.zeros(1, 3, 16, 32), mask)
+    expected = sum(1 - 1 / e.numel() for e in errors) / 4
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_scale_intrinsics_projects_to_the_resized_pixel_grid():
+    K, inv_K = intrinsics(1)
+    small, inv_small = geometry.scale_intrinsics(K, inv_K, 0.25, 0.5)
+    assert torch.allclose(inv_small, torch.linalg.inv(small), atol=1e-6)
+    assert torch.allclose(small[0, :3, :3], torch.tensor([[12.5, 0, 15.5 / 4], [0, 20.0, 3.75], [0, 0, 1]]))
+    assert torch.equal(small[0, 2:], K[0, 2:])
+    point = torch.tensor([1.0, -0.5, 4.0, 1.0])
+    full, quarter = (K[0] @ point)[:3], (small[0] @ point)[:3]
+    assert torch.allclose(quarter[:2] / quarter[2], full[:2] / full[2] * torch.tensor([0.25, 0.5]))
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_native_resolution_views_agree_at_the_true_depth_at_every_scale(scale):
+    """photometric_resolution native: frames area-downsampled with K scaled stay consistent — a sideways camera
+    translation over a fronto-parallel textured plane is explained exactly by the true depth at the coarse scale,
+    while a 30 % error is not; "full" keeps the input size and upsamples the disparity."""
+    torch.manual_seed(0)
+    H, W, shift = 32, 128, 16  # 16 px at the input size: 2^(4-scale) px at the scale
+    texture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, H, W + shift), 3, 1, 1)
+    colors = {0: texture[..., :W], 1: texture[..., shift:]}  # frame 1's camera is `shift` px to the right
+    K, inv_K = intrinsics(1, fx=64.0, fy=64.0, cx=63.5, cy=15.5)
+    T = torch.eye(4)[None].clone()
+    T[0, 0, 3] = -1.0  # target point → source camera: x − 1 m (the source camera is 1 m to the right)
+    depth_m = 64.0 * 1.0 / shift  # fx·t/z = shift → z = 4 m
+    h, w = H // 2 ** scale, W // 2 ** scale
+    disp = torch.full((1, 1, h, w), 0.5)
+    d, frames, K_s, inv_K_s = step._view_synthesis_inputs(disp, colors, K, inv_K, "native")
+    assert d is disp and frames[0].shape[-2:] == (h, w) and torch.allclose(K_s @ inv_K_s, torch.eye(4), atol=1e-6)
+    inside = (Ellipsis, slice(1, -1), slice(shift // 2 ** scale + 1, -1))  # seen by both cameras
+
+    def error(z):
+        grid = geometry.sampling_grid(torch.full((1, 1, h, w), z), T, K_s, inv_K_s)
+        return losses.photometric_error(geometry.warp(frames[1], grid), frames[0])[inside].mean()
+
+    assert float(error(depth_m)) < 1e-3 < float(error(1.3 * depth_m))
+    d_full, frames_full, K_full, _ = step._view_synthesis_inputs(disp, colors, K, inv_K, "full")
+    assert d_full.shape[-2:] == (H, W) and frames_full is colors and K_full is K
 
 
 def test_segmentation_loss_weighted_mean_with_ignore_by_hand():

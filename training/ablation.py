@@ -62,7 +62,7 @@ RUNS: dict[str, Run] = {
     "e": Run("e", "full, early masking", "synthetic_full", {"masking": True}, True, EARLY_MASKING_FRACTION),
 }
 # settings of a run folder that may differ when a run is resumed (where and how fast, not what is computed)
-RESUMABLE_DIFFERENCES = ("device", "num_workers", "max_steps")
+RESUMABLE_DIFFERENCES = ("device", "num_workers", "max_steps", "max_seconds")
 EVAL_FILE, FIGURE_FILE, TIME_FILE = "ablation_eval.json", "ablation_figure.npz", "ablation_time.json"
 
 

@@ -19,6 +19,7 @@ SIDES = ("listed", "both", "left", "right")
 AMP_MODES = ("off", "bf16", "fp16")
 PRETRAINED = ("auto", "imagenet", "scratch")
 INTRINSICS = ("calib", "default")
+PHOTOMETRIC_RESOLUTIONS = ("full", "native")
 
 
 @dataclass
@@ -50,6 +51,9 @@ class TrainConfig:
                                         # pixel of every frame (the ablation's run d)
     automask: bool = True
     avg_reprojection: bool = False
+    photometric_resolution: str = "full"  # full: every scale's disparity upsampled, the loss at the input size (the
+                                          # reference); native: the loss at each scale's own size on downsampled
+                                          # images (a deviation: a wider basin for large image motion)
     smoothness: float = 1e-3
     min_depth: float = 0.1
     max_depth: float = 100.0
@@ -82,6 +86,8 @@ class TrainConfig:
     val_max_images: int | None = 200
     val_protocol: str = "kitti"         # depth validation/scale mask: kitti (gt > 0), capped (1e-3..80 m), eigen
     max_steps: int | None = None        # stop after this many steps in total (resumable); per invocation, not resumed
+    max_seconds: float | None = None    # stop at the first step that ends this many seconds after training started
+                                        # (resumable, checkpoint written); per invocation, not resumed
     notes: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -271,8 +277,12 @@ def validate(c: TrainConfig) -> None:
     _check(c.checkpoint_every_epochs >= 1, f"checkpoint_every_epochs must be ≥ 1, got {c.checkpoint_every_epochs}")
     _check(c.checkpoint_every_steps >= 0, f"checkpoint_every_steps must be ≥ 0, got {c.checkpoint_every_steps}")
     _check(c.log_every_steps >= 1 and c.image_every_steps >= 1, "log/image intervals must be ≥ 1")
+    _check(c.photometric_resolution in PHOTOMETRIC_RESOLUTIONS,
+           f"photometric_resolution must be one of {', '.join(PHOTOMETRIC_RESOLUTIONS)}, "
+           f"got {c.photometric_resolution!r}")
     _check(c.val_protocol in ("kitti", "capped", "eigen"),
            f"val_protocol must be one of kitti, capped, eigen, got {c.val_protocol!r}")
     _check(c.max_steps is None or c.max_steps >= 1, f"max_steps must be ≥ 1, got {c.max_steps}")
+    _check(c.max_seconds is None or c.max_seconds > 0, f"max_seconds must be > 0, got {c.max_seconds}")
     _check(c.val_max_images is None or c.val_max_images >= 1,
            f"val_max_images must be ≥ 1 (or None: all), got {c.val_max_images}")

@@ -24,6 +24,14 @@ def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> tor
     return torch.stack((xs.reshape(-1), ys.reshape(-1), torch.ones_like(xs).reshape(-1)))
 
 
+def scale_intrinsics(K: torch.Tensor, inv_K: torch.Tensor, sx: float, sy: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """K and inv_K [N,4,4] of an image resized by (sx, sy) → (K', inv_K') [N,4,4]: K's rows x and y scaled, as the
+    reference scales the normalised K by each scale's width and height (no half-pixel shift); K' = S·K with
+    S = diag(sx, sy, 1, 1), so inv_K' = inv_K·S⁻¹ (columns scaled, no matrix inverse)."""
+    factors = torch.tensor([sx, sy, 1.0, 1.0], device=K.device, dtype=K.dtype)
+    return K * factors.view(1, 4, 1), inv_K / factors.view(1, 1, 4)
+
+
 @float32
 def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
     """depth [N,1,H,W] (z along the optical axis), inv_K [N,4,4] → homogeneous camera points [N,4,H·W]."""

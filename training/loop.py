@@ -195,8 +195,7 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
                                 progress.global_step, info, device)[0])
     depth_iter = iter(depth_loader)
     steps_per_epoch = config.batches_per_epoch or depth_sampler.batches_per_pass
-    settings = LossSettings(config.automask, config.avg_reprojection, config.smoothness, config.min_depth,
-                            config.max_depth)
+    settings = LossSettings.from_config(config)
     logger = RunLogger(run_dir, enabled=info.is_main)
     if info.is_main:
         _announce(config, data, init_note, steps_per_epoch, device, info, logger)
@@ -204,6 +203,7 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
     last: dict[str, float] = {}
     images_done, busy = 0, 0.0
     state.model.train()
+    deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
     try:
         while progress.epoch < config.epochs:
             epoch = progress.epoch
@@ -238,7 +238,8 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
                 bar.update(1)
                 if config.checkpoint_every_steps and progress.global_step % config.checkpoint_every_steps == 0:
                     state.save(run_dir, "last.pt", info)
-                if config.max_steps is not None and progress.global_step >= config.max_steps:
+                if ((config.max_steps is not None and progress.global_step >= config.max_steps)
+                        or _past(deadline, info)):
                     bar.close()
                     state.save(run_dir, "last.pt", info)
                     return TrainResult(run_dir, progress, False, last, images_done / max(busy, 1e-9))
@@ -258,6 +259,14 @@ def _train(config, run_dir, resume, progress_bar, data, info: DistInfo, device: 
     finally:
         logger.close()
     return TrainResult(run_dir, progress, True, last, images_done / max(busy, 1e-9))
+
+
+def _past(deadline: float | None, info) -> bool:
+    """Whether ``max_seconds`` is up (``time.monotonic()`` past ``deadline``) on any process: all of them stop at the
+    same step. False without a deadline, with no collective call."""
+    if deadline is None:
+        return False
+    return any(gather_floats([float(time.monotonic() >= deadline)], info))
 
 
 def _announce(config, data: TrainingData, init_note: str, steps_per_epoch: int, device, info, logger) -> None:

@@ -104,14 +104,19 @@ def depth_loss(min_errors: list[torch.Tensor], disparities: list[torch.Tensor], 
                smoothness_weight: float = SMOOTHNESS_WEIGHT) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_depth = mean over scales s of [mean(mask · min_error_s) + w·smooth(disp_s)/2^s].
 
-    min_errors[s]: [N,1,H,W] at the input resolution (disparity s upsampled before warping);
-    disparities[s]: [N,1,H/2^s,W/2^s] native; target [N,3,H,W]; moving_mask [N,1,H,W] in {0,1} or None.
-    Masked pixels stay in the mean's denominator (as the reference). → (loss, parts for logging).
+    min_errors[s]: [N,1,H,W] at the input resolution (disparity s upsampled before warping, the reference), or
+    [N,1,H/2^s,W/2^s] (``photometric_resolution`` native); disparities[s]: [N,1,H/2^s,W/2^s] native;
+    target [N,3,H,W]; moving_mask [N,1,H,W] in {0,1} or None: at a coarser error map a coarse pixel is masked when
+    any input pixel under it is. Masked pixels stay in the mean's denominator (as the reference).
+    → (loss, parts for logging).
     """
     total = photometric = smooth_total = 0.0
     for s, (err, disp) in enumerate(zip(min_errors, disparities)):
         if moving_mask is not None:
-            err = err * moving_mask
+            mask = moving_mask
+            if mask.shape[-2:] != err.shape[-2:]:
+                mask = 1.0 - F.adaptive_max_pool2d(1.0 - mask, err.shape[-2:])
+            err = err * mask
         photo = err.mean()
         smooth = smoothness(disp, target)
         total = total + photo + smoothness_weight * smooth / (2 ** s)

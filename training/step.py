@@ -23,6 +23,13 @@ class LossSettings:
     smoothness: float = losses.SMOOTHNESS_WEIGHT
     min_depth: float = 0.1
     max_depth: float = 100.0
+    photometric_resolution: str = "full"  # "full" (the reference) or "native": see :func:`_view_synthesis_inputs`
+
+    @classmethod
+    def from_config(cls, config) -> "LossSettings":
+        """The loss settings of a :class:`~sgdepth_training.config.TrainConfig`."""
+        return cls(config.automask, config.avg_reprojection, config.smoothness, config.min_depth, config.max_depth,
+                   config.photometric_resolution)
 
 
 @dataclass
@@ -51,6 +58,26 @@ def compute_moving_mask(model: SGDepth, batch: dict, grids: dict[int, torch.Tens
     return moving_mask(current, warped, iou, schedule.mask_threshold), iou
 
 
+def _view_synthesis_inputs(disp: torch.Tensor, colors: dict[int, torch.Tensor], K: torch.Tensor, inv_K: torch.Tensor,
+                           resolution: str) -> tuple[torch.Tensor, dict, torch.Tensor, torch.Tensor]:
+    """Where one scale's photometric loss is computed. disp [B,1,h,w] (one decoder scale); colors f → [B,3,H,W].
+
+    - ``"full"`` (the reference, spec §4.4): disp upsampled (bilinear) to H×W; the frames and K as they are.
+    - ``"native"`` (a deviation, as SfMLearner and Monodepth (2017) did): the frames area-downsampled to h×w and K
+      scaled by (w/W, h/H), so a coarse scale sees large image motion in fewer pixels — a wider basin of the
+      photometric error around the true depth.
+    → (disparity, frames, K, inv_K) at the loss's resolution.
+    """
+    h, w = disp.shape[-2:]
+    H, W = next(iter(colors.values())).shape[-2:]
+    if (h, w) == (H, W):
+        return disp, colors, K, inv_K
+    if resolution == "full":
+        return F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False), colors, K, inv_K
+    small = {f: F.interpolate(c, size=(h, w), mode="area") for f, c in colors.items()}
+    return (disp, small, *geometry.scale_intrinsics(K, inv_K, w / W, h / H))
+
+
 def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_batch: dict | None, settings: LossSettings,
                   schedule: MaskingSchedule | None, device: torch.device,
                   keep_images: bool = False) -> StepResult:
@@ -70,22 +97,22 @@ def training_loss(net: JointNetwork | torch.nn.Module, depth_batch: dict, seg_ba
 
     out = net(frames, seg_images)
     target = colors[0]
-    h, w = target.shape[-2:]
-    sources = [colors[f] for f in offsets if f != 0]
     min_errors, grids0, warped0 = [], {}, {}
     for s, disp in enumerate(out.disparities):
-        disp = disp.float()  # view synthesis in float32 also under AMP (see precision.py)
-        disp_full = disp if s == 0 else F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
-        depth = disparity_to_depth(disp_full, settings.min_depth, settings.max_depth)
+        # view synthesis in float32 also under AMP (see precision.py)
+        disp_s, colors_s, K_s, inv_K_s = _view_synthesis_inputs(disp.float(), colors, K, inv_K,
+                                                                settings.photometric_resolution)
+        depth = disparity_to_depth(disp_s, settings.min_depth, settings.max_depth)
         warped = []
         for f in offsets:
             if f == 0:
                 continue
-            grid = geometry.sampling_grid(depth, out.poses[f].float(), K, inv_K)
-            warped.append(geometry.warp(colors[f], grid))
+            grid = geometry.sampling_grid(depth, out.poses[f].float(), K_s, inv_K_s)
+            warped.append(geometry.warp(colors_s[f], grid))
             if s == 0:
                 grids0[f], warped0[f] = grid, warped[-1]
-        min_errors.append(losses.min_reprojection(target, warped, sources, settings.automask,
+        sources = [colors_s[f] for f in offsets if f != 0]
+        min_errors.append(losses.min_reprojection(colors_s[0], warped, sources, settings.automask,
                                                   settings.avg_reprojection))
 
     mask = iou = None

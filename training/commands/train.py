@@ -20,9 +20,9 @@ _OVERRIDES = {
     "epochs": int, "batches_per_epoch": int, "depth_batch": int, "seg_batch": int, "lr": float, "lr_step": int,
     "lr_gamma": float, "width": int, "height": int, "num_workers": int, "seed": int, "device": str, "amp": str,
     "checkpoint_every_epochs": int, "checkpoint_every_steps": int, "log_every_steps": int,
-    "image_every_steps": int, "max_steps": int, "val_max_images": int, "masking_from_epoch": int, "split": str,
-    "sides": str, "intrinsics": str, "missing": str, "pretrained": str, "init_weights": str, "num_layers": int,
-    "split_pos": int,
+    "image_every_steps": int, "max_steps": int, "max_seconds": float, "val_max_images": int,
+    "masking_from_epoch": int, "split": str, "sides": str, "intrinsics": str, "missing": str, "pretrained": str,
+    "init_weights": str, "num_layers": int, "split_pos": int,
 }
 
 
@@ -130,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
                   "new runs")
             return 2
         config = TrainConfig.load(args.resume / "config.json")
-        config.max_steps = args.max_steps  # how far to go is per invocation: a resumed run goes to the end unless told
+        # how far to go is per invocation: a resumed run goes to the end unless told
+        config.max_steps, config.max_seconds = args.max_steps, args.max_seconds
         validate(config)
         run_dir, resume = args.resume, True
     else:
