@@ -52,3 +52,20 @@ def ours_safetensors(tmp_path_factory, model) -> str:
 def rgb() -> np.ndarray:
     from sgdepth_ros.samples import road_scene
     return road_scene(300, 100, seed=3)
+
+
+@pytest.fixture
+def replay_here(capsys):
+    """``sgdepth-ros replay ARGS…`` in this process, for the command's refusals: → a CompletedProcess (exit code,
+    stdout, stderr) like running it, without an interpreter start per case."""
+    import subprocess
+
+    from sgdepth_ros.cli import main as cli
+
+    def run(*args) -> subprocess.CompletedProcess:
+        argv = ["replay", *map(str, args)]
+        code = cli(argv)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+    return run

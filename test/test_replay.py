@@ -51,6 +51,7 @@ def replay(*args: str, timeout: float = 600, env: dict | None = None) -> subproc
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+
 def without_domain_id() -> dict:
     """This process's environment without ROS_DOMAIN_ID: live replay then picks a free domain itself."""
     return {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
@@ -296,9 +297,9 @@ def test_lidar_ground_truth_gives_the_dense_scores(drive_bag, offline_run, tmp_p
     assert "/velodyne_points" in names
 
 
-def test_lidar_without_its_transform_is_refused(drive_bag, tmp_path):
+def test_lidar_without_its_transform_is_refused(drive_bag, tmp_path, replay_here):
     bag = lidar_bag(drive_bag, tmp_path / "lidar_bag")
-    done = replay(bag, "--out", tmp_path / "out")
+    done = replay_here(bag, "--out", tmp_path / "out")
     assert done.returncode == 2 and "--lidar-transform" in done.stderr
 
 
@@ -320,8 +321,8 @@ def test_sqlite3_bag_with_jpeg_images_is_replayed(drive_bag, tmp_path):
     assert summary["sent"] == FRAMES and summary["depth"]["fixed"]["metrics"]["abs_rel"] < 1e-6
 
 
-def test_a_missing_topic_is_named_with_what_the_bag_holds(drive_bag, tmp_path):
-    done = replay(drive_bag, "--out", tmp_path, "--image", "/front/image")
+def test_a_missing_topic_is_named_with_what_the_bag_holds(drive_bag, tmp_path, replay_here):
+    done = replay_here(drive_bag, "--out", tmp_path, "--image", "/front/image")
     assert done.returncode == 2
     assert "/front/image" in done.stderr and "/camera/image_raw" in done.stderr and "sensor_msgs/msg/Image" \
         in done.stderr

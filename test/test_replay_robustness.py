@@ -76,6 +76,7 @@ def replay(*args, env: dict | None = None) -> subprocess.CompletedProcess:
                           text=True, timeout=600, env=env)
 
 
+
 def report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
@@ -154,27 +155,27 @@ def test_an_mcap_without_the_ros2_profile_is_read_without_calling_it_truncated(t
 # -- nothing evaluated is an error -----------------------------------------------------------------------------
 
 
-def test_an_image_topic_without_messages_is_an_error(tmp_path):
+def test_an_image_topic_without_messages_is_an_error(tmp_path, replay_here):
     store = get_typestore(Stores.ROS2_JAZZY)
     with Writer(tmp_path / "bag", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         writer.add_connection("/cam/image_raw", IMAGE, typestore=store)
         info = writer.add_connection("/cam/camera_info", INFO, typestore=store)
         writer.write(info, T0, store.serialize_cdr(messages.camera_info(store.types, T0, "cam", K, W, H), INFO))
-    done = replay(tmp_path / "bag", "--out", tmp_path / "out")
+    done = replay_here(tmp_path / "bag", "--out", tmp_path / "out")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "/cam/image_raw has no messages" in done.stderr and "(0 messages)" in done.stderr
     assert not (tmp_path / "out" / "report.json").exists()
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_a_metadata_yaml_naming_another_topic_is_an_error_with_the_reason(tmp_path, storage):
+def test_a_metadata_yaml_naming_another_topic_is_an_error_with_the_reason(tmp_path, replay_here, storage):
     bag = tmp_path / "bag"
     with BagWriter(bag, storage=storage) as writer:
         for i in range(FRAMES):
             writer.write_image("/cam/image_raw", T0 + i * DT, "cam", road_scene(W, H, seed=i), "rgb8")
     metadata = bag / "metadata.yaml"
     metadata.write_text(metadata.read_text().replace("/cam/image_raw", "/front/image_raw"))
-    done = replay(bag, "--out", tmp_path / "out", "--backend", "torch", "--device", "cpu")
+    done = replay_here(bag, "--out", tmp_path / "out", "--backend", "torch", "--device", "cpu")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: no message of /front/image_raw could be read" in done.stderr
     assert "metadata.yaml does not match" in done.stderr
@@ -184,14 +185,14 @@ def test_a_metadata_yaml_naming_another_topic_is_an_error_with_the_reason(tmp_pa
     assert "No results" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_images_that_cannot_be_decoded_are_an_error_with_their_kinds(tmp_path):
+def test_images_that_cannot_be_decoded_are_an_error_with_their_kinds(tmp_path, replay_here):
     bag = tmp_path / "bag"
     with BagWriter(bag) as writer:
         for i in range(FRAMES):
             msg = messages.image(writer._types, T0 + i * DT, "cam", road_scene(W, H, seed=i), "rgb8")
             msg.data = msg.data[:100]  # shorter than step × height
             writer.write_message("/cam/image_raw", T0 + i * DT, msg)
-    done = replay(bag, "--out", tmp_path / "out", "--backend", "torch", "--device", "cpu")
+    done = replay_here(bag, "--out", tmp_path / "out", "--backend", "torch", "--device", "cpu")
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"no image on /cam/image_raw could be decoded (short_data {FRAMES})" in done.stderr
     assert not report(tmp_path / "out")["complete"]

@@ -168,19 +168,19 @@ def test_the_parameter_wins_over_tf_and_is_named(drive_bag):
         _camera_height(_args(drive_bag, scale_mode="auto", camera_height=1.5), "/camera/image_raw")
 
 
-def test_a_bag_without_tf_and_no_height_is_refused_with_what_to_set(drive_bag, tmp_path):
+def test_a_bag_without_tf_and_no_height_is_refused_with_what_to_set(drive_bag, tmp_path, replay_here):
     bare = tmp_path / "no_tf"
     with BagWriter(bare) as writer:
         for m in read_messages(drive_bag):
             if m.topic not in ("/tf_static", "/tf"):
                 writer.write_raw(m.topic, m.timestamp_ns, m.msgtype, m.rawdata)
-    done = replay(bare, "--out", tmp_path / "out", "--scale-mode", "camera_height", *FAST)
+    done = replay_here(bare, "--out", tmp_path / "out", "--scale-mode", "camera_height", *FAST)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "/tf_static" in done.stderr and "--camera-height" in done.stderr
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-def test_a_bag_without_camera_info_is_refused_for_camera_height(drive_bag, tmp_path):
+def test_a_bag_without_camera_info_is_refused_for_camera_height(drive_bag, tmp_path, replay_here):
     """The road plane needs the intrinsics: no CameraInfo topic is an argument error, not a replay of relative
     frames."""
     bare = tmp_path / "no_info"
@@ -188,7 +188,8 @@ def test_a_bag_without_camera_info_is_refused_for_camera_height(drive_bag, tmp_p
         for m in read_messages(drive_bag):
             if m.topic != "/camera/camera_info":
                 writer.write_raw(m.topic, m.timestamp_ns, m.msgtype, m.rawdata)
-    done = replay(bare, "--out", tmp_path / "out", "--scale-mode", "camera_height", "--camera-height", "1.65", *FAST)
+    done = replay_here(bare, "--out", tmp_path / "out", "--scale-mode", "camera_height", "--camera-height", "1.65",
+                       *FAST)
     assert done.returncode == 2 and "CameraInfo" in done.stderr and "Traceback" not in done.stderr
 
 
