@@ -21,6 +21,7 @@ native)::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,14 +98,13 @@ def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, h
     poses = read_poses(drive / "poses.txt")
     kinds = _kind(read_objects(drive))
     K3, (native_w, native_h) = camera_intrinsics(read_calib_file(drive.parent / "calib_cam_to_cam.txt"))
-    K = torch.eye(4, dtype=torch.float64)
-    K[:3, :3] = torch.from_numpy(K3)
-    K[0] *= width / native_w
-    K[1] *= height / native_h
-    K = K.float()[None]
+    K = torch.eye(4)[None]
+    K[0, :3, :3] = torch.from_numpy(K3)
+    K = geometry.scale_intrinsics(K, torch.linalg.inv(K), width / native_w, height / native_h)[0]
     zone_right = np.zeros((height, width), bool)
     zone_right[:, int(round(RIGHT_FIFTH * width)):] = True
 
+    @functools.lru_cache(maxsize=3)  # frames t-1, t, t+1: each read once with every=1, at most twice with every=2
     def image(i: int) -> torch.Tensor:
         return rgb_to_tensor(resize_rgb(read_rgb(drive / "image_02" / "data" / f"{i:010d}.png"), (width, height)))[None]
 
