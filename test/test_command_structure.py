@@ -100,3 +100,18 @@ def test_machine_line_names_the_cpu_flags_that_decide_the_kernels():
     assert cpu_flags("Features\t: fp asimd sve\n") == ["asimd", "sve"]
     line = machine_description()
     assert "logical cores" in line and ("GPU" in line) and "(" in line
+
+
+@pytest.mark.parametrize("text, expected", [("1024x512", (1024, 512)), ("640X192", (640, 192)), ("1x1", (1, 1))])
+def test_the_shared_size_type_reads_width_by_height(text, expected):
+    from sgdepth_ros.commands.arg_types import size
+    assert size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0x96", "320x0", "-320x96", "320x-96", "320x", "320", "axb", "320x96x3", ""])
+def test_the_shared_size_type_refuses_what_no_image_can_be_with_the_valid_form(text):
+    import argparse
+
+    from sgdepth_ros.commands.arg_types import size
+    with pytest.raises(argparse.ArgumentTypeError, match=r"WIDTHxHEIGHT in pixels, each >= 1 .*got " + repr(text)):
+        size(text)

@@ -6,11 +6,14 @@ import math
 
 
 def size(text: str) -> tuple[int, int]:
-    """'1024x512' → (1024, 512)."""
+    """'1024x512' → (1024, 512): width and height in pixels, each a whole number ≥ 1."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 1024x512, got {text!r}") from None
+        w = h = 0
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT in pixels, each >= 1 (e.g. 1024x512), "
+                                         f"got {text!r}")
     return w, h
 
 

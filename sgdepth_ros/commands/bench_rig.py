@@ -60,7 +60,7 @@ def _input_sizes(text: str) -> tuple[tuple[int, int] | None, ...]:
             sizes.append(None)
             continue
         w, h = arg_types.size(part.strip())
-        if w <= 0 or h <= 0 or w % 32 or h % 32:
+        if w % 32 or h % 32:
             raise argparse.ArgumentTypeError(f"a network size must be positive multiples of 32, got {part!r}")
         sizes.append((w, h))
     return tuple(sizes)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sgdepth_ros.commands import arg_types
 from sgdepth_ros.preprocess import resize_rgb
 
 from .. import geometry, losses
@@ -142,13 +143,6 @@ def markdown(profiles: dict[tuple[int, int], dict]) -> str:
     return "\n".join(lines)
 
 
-def _size(text: str) -> tuple[int, int]:
-    w, _, h = text.partition("x")
-    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 320x96, got {text!r}")
-    return int(w), int(h)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sgdepth_training.evaluation.photometric_basin",
                                 description=__doc__.split("\n\n")[0])
@@ -159,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=2, help="every N-th frame (default 2)")
     args = p.parse_args(argv)
     try:
-        sizes = [_size(s) for s in args.sizes.split(",")]
+        sizes = [arg_types.size(s) for s in args.sizes.split(",")]
     except argparse.ArgumentTypeError as exc:
         p.error(str(exc))
     if args.every < 1:
