@@ -18,7 +18,8 @@
 # that phase b and the export still fit: `train --max-seconds`, which saves the step it stopped at), INIT
 # (the stage-2 file; default the shipped model, which is stage 3's result since 2026-12-04: set INIT to rebuild),
 # TRAIN_SETTINGS (space-separated KEY=VALUE training settings for both phases, e.g.
-# "photometric_resolution=native": each becomes `train --set KEY=VALUE`).
+# "photometric_resolution=native": each becomes `train --set KEY=VALUE`), POSE_WARMUP_STEPS (100: phase a's first
+# steps train only the new pose network; in the 2026-12-04 try the depth got worse for a while after 100 of them).
 # Like scripts/gpu_check.sh it runs this checkout without installing anything, with a Python (SGDEPTH_PYTHON, else
 # python3) that has the package's training dependencies; rendering also needs embreex and trimesh.
 set -euo pipefail
@@ -73,7 +74,7 @@ if [[ $STAGES == *,synth,* ]] && [ ! -f "$DATA/kitti/splits/synthetic/test_files
 fi
 if [[ $STAGES == *,a,* ]]; then
   train_phase "$WORK/runs/gpu_a" 150 "${COMMON[@]}" --epochs $(( (STEPS_A + EPOCH - 1) / EPOCH )) --lr 1e-4 \
-    --init-weights "$INIT" --set pose_warmup_steps=100
+    --init-weights "$INIT" --set "pose_warmup_steps=${POSE_WARMUP_STEPS:-100}"
   if [ "$WORK/runs/gpu_a/checkpoints/last.pt" -nt "$WORK/gpu_a.safetensors" ]; then  # only what phase a changed
     "${SG[@]}" export "$WORK/runs/gpu_a" -o "$WORK/gpu_a.safetensors" --keep-pose --name "stage 3 phase a"
   fi

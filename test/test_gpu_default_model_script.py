@@ -40,7 +40,7 @@ def stage3(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
                          cityscapes_every=2, workers=1),
              progress=False)
     # END_BY an hour away: both phases run under `train --max-seconds` with the budget it leaves
-    return work, _run(work, TRAIN_SETTINGS="photometric_resolution=native smoothness=0.002",
+    return work, _run(work, TRAIN_SETTINGS="photometric_resolution=native smoothness=0.002", POSE_WARMUP_STEPS="1",
                       END_BY=str(int(time.time()) + 3600))
 
 
@@ -68,6 +68,7 @@ def test_the_phases_chain_from_the_shipped_model_to_an_fp16_file_with_scale_and_
     for phase in ("gpu_a", "gpu_b"):  # TRAIN_SETTINGS reach both phases
         config = json.loads((work / "runs" / phase / "config.json").read_text())
         assert (config["photometric_resolution"], config["smoothness"]) == ("native", 0.002)
+        assert config["pose_warmup_steps"] == (1 if phase == "gpu_a" else 0)  # POSE_WARMUP_STEPS: phase a only
 
 
 def test_end_by_skips_the_phases_that_no_longer_fit_and_keeps_the_runs(stage3):
