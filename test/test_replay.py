@@ -51,7 +51,6 @@ def replay(*args: str, timeout: float = 600, env: dict | None = None) -> subproc
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-
 def without_domain_id() -> dict:
     """This process's environment without ROS_DOMAIN_ID: live replay then picks a free domain itself."""
     return {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}

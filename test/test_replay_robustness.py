@@ -76,7 +76,6 @@ def replay(*args, env: dict | None = None) -> subprocess.CompletedProcess:
                           text=True, timeout=600, env=env)
 
 
-
 def report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
