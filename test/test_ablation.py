@@ -534,6 +534,37 @@ def test_report_table_gives_mean_and_half_range_over_seeds_and_the_goal():
                         "– | – |")
 
 
+def test_a_seed_that_did_not_learn_is_named_and_the_goal_is_also_judged_without_it():
+    """Session 9's native study: (a) seed 1 ended at all-pixel AbsRel 0.605 where the others ended at 0.15-0.19, so
+    the mean of (a) made (c) look 74 % better. The report names such a seed (more than 2x the study's median) and
+    gives the goal's verdict also without it; two results alone, or seeds that all learned, change nothing."""
+    from sgdepth_training.ablation_report import (aggregate, aggregate_learned, comparisons, failed_lines,
+                                                  failed_seeds)
+
+    def result(run, seed, all_, moving):
+        return {"run": run, "seed": seed, "global_step": 500, "finished": True,
+                "regions": {"all": {"abs_rel": all_, "a1": 0.7}, "moving": {"abs_rel": moving, "a1": 0.5},
+                            "static": {"abs_rel": all_, "a1": 0.75}}, "holes": {"fraction": 0.05}}
+
+    native = [result("a", 1, 0.605, 1.852), result("a", 2, 0.153, 0.314), result("c", 1, 0.185, 0.284)]
+    assert failed_seeds(native) == [("a", 1, 0.605)]
+    assert failed_lines(native) == [
+        "- Did not learn (all-pixel AbsRel more than 2× the study's median, 0.185): (a) seed 1 (0.605). The table's "
+        "means include it; the goal's verdict below is also given without it."]
+    (line,) = comparisons(aggregate(native), learned=aggregate_learned(native))
+    assert line.endswith("Goal of issue 17 (moving-object AbsRel at least 20 % lower): met; without (a) seed 1, "
+                         "which did not learn: not met (moving AbsRel -9.6 %)")
+    # the only seed of a run failed: nothing to judge it by
+    only = [result("a", 1, 0.605, 1.852), result("c", 1, 0.185, 0.284), result("b", 1, 0.19, 0.3)]
+    lines = comparisons(aggregate(only), learned=aggregate_learned(only))
+    assert lines[0].endswith(": met; without (a) seed 1, which did not learn: undecided (no other seed)")
+    # all learned, or too few results to call one an outlier: no line, the verdict as before
+    learned = [result("a", 1, 0.2, 0.4), result("a", 2, 0.19, 0.42), result("c", 1, 0.21, 0.3)]
+    assert failed_seeds(learned) == [] and failed_lines(learned) == []
+    assert comparisons(aggregate(learned), learned=aggregate_learned(learned))[0].endswith(": met")
+    assert failed_seeds(native[:2]) == []
+
+
 def test_the_automask_share_uses_the_model_s_own_warps_and_the_loss_s_rule():
     """With a model's depth and pose, a pixel counts as auto-masked exactly where the smaller of the two identity
     errors is at most the smaller reprojection error (ties go to the identity, as in the loss's minimum). Neighbours

@@ -45,12 +45,12 @@ RIGHT_FIFTH = 0.8                                   # columns ≥ 0.8·W
 
 
 def error_profile(target: torch.Tensor, sources: list[torch.Tensor], transforms: list[torch.Tensor],
-                  depth: torch.Tensor, K: torch.Tensor, factors=FACTORS) -> tuple[dict[float, torch.Tensor],
-                                                                                   torch.Tensor]:
+                  depth: torch.Tensor, K: torch.Tensor, inv_K: torch.Tensor | None = None,
+                  factors=FACTORS) -> tuple[dict[float, torch.Tensor], torch.Tensor]:
     """target, sources [1,3,H,W] in [0,1]; transforms [1,4,4] target → each source camera; depth [1,1,H,W] metres
-    (> 0); K [1,4,4] at H×W. → ({factor: [H,W] minimum photometric error over the sources with depth·factor},
-    [H,W] the minimum identity error of the unwarped sources)."""
-    inv_K = torch.linalg.inv(K)
+    (> 0); K [1,4,4] at H×W and its inverse (computed when not given). → ({factor: [H,W] minimum photometric error
+    over the sources with depth·factor}, [H,W] the minimum identity error of the unwarped sources)."""
+    inv_K = torch.linalg.inv(K) if inv_K is None else inv_K
     errors = {}
     for factor in factors:
         per_source = [losses.photometric_error(geometry.warp(s, geometry.sampling_grid(depth * factor, T, K, inv_K)),
@@ -101,7 +101,7 @@ def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, h
     K3, (native_w, native_h) = camera_intrinsics(read_calib_file(drive.parent / "calib_cam_to_cam.txt"))
     K = torch.eye(4)[None]
     K[0, :3, :3] = torch.from_numpy(K3)
-    K = geometry.scale_intrinsics(K, torch.linalg.inv(K), width / native_w, height / native_h)[0]
+    K, inv_K = geometry.scale_intrinsics(K, torch.linalg.inv(K), width / native_w, height / native_h)
     zone_right = np.zeros((height, width), bool)
     zone_right[:, int(round(RIGHT_FIFTH * width)):] = True
 
@@ -117,7 +117,7 @@ def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, h
         valid = depth > 0
         transforms = [torch.from_numpy(np.linalg.inv(poses[t + o]) @ poses[t]).float()[None] for o in (-1, 1)]
         errors, identity = error_profile(image(t), [image(t - 1), image(t + 1)], transforms,
-                                         torch.from_numpy(np.where(valid, depth, 1.0))[None, None], K)
+                                         torch.from_numpy(np.where(valid, depth, 1.0))[None, None], K, inv_K)
         errors_np = {f: e.numpy() for f, e in errors.items()}
         identity_np = identity.numpy()
         for actor in np.unique(ids):
