@@ -265,10 +265,23 @@ def _figure_runs(aggregated: dict) -> list[str]:
     return wanted if {"a", "c"} <= set(wanted) else list(aggregated)[:2]
 
 
+def figure_seeds(results: list[dict], runs: list[str]) -> dict[str, int]:
+    """run → the seed the figure shows: the smallest seed that every one of ``runs`` has and that learned in all of
+    them (:func:`failed_seeds`), so the columns compare like with like; else each run's smallest seed that learned,
+    else its smallest seed."""
+    failed = {(k, seed) for k, seed, _ in failed_seeds(results)}
+    seeds = {k: sorted({r["seed"] for r in results if r["run"] == k}) for k in runs}
+    learned = {k: [seed for seed in seeds[k] if (k, seed) not in failed] for k in runs}
+    common = sorted(set.intersection(*(set(v) for v in learned.values()))) if learned else []
+    if common:
+        return {k: common[0] for k in runs}
+    return {k: (learned[k] or seeds[k])[0] for k in runs}
+
+
 def make_figure(study: StudySettings, doc: dict, path: Path) -> Path | None:
-    """Rows: the figure frames; columns: image, ground truth, the runs (a, c and e when run; first seed), as inverse
-    depth on one colour scale (median-scaled predictions), moving objects outlined in cyan. None when nothing to
-    draw."""
+    """Rows: the figure frames; columns: image, ground truth, the runs (a, c and e when run; the seeds of
+    :func:`figure_seeds`), as inverse depth on one colour scale (median-scaled predictions), moving objects outlined
+    in cyan. None when nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -283,10 +296,12 @@ def make_figure(study: StudySettings, doc: dict, path: Path) -> Path | None:
     runs = _figure_runs(aggregated)
     if not frames or not runs:
         return None
-    seed = min(aggregated[runs[0]]["seeds"])
-    depths = {k: read_figure_depths(study, k, seed) for k in runs}
+    seeds = figure_seeds(doc["results"], runs)
+    depths = {k: read_figure_depths(study, k, seeds[k]) for k in runs}
     root = study.kitti_root()
-    columns = ["image", "ground truth", *[f"({k}) {RUNS[k].label}" for k in runs]]
+    several = any(len(aggregated[k]["seeds"]) > 1 for k in runs)
+    columns = ["image", "ground truth",
+               *[f"({k}) {RUNS[k].label}" + (f", seed {seeds[k]}" if several else "") for k in runs]]
     first_gt = read_depth_png(depth_png_path(root, *_split_name(frames[0])))
     aspect = first_gt.shape[1] / first_gt.shape[0]
     fig, axes = plt.subplots(len(frames), len(columns), squeeze=False,
