@@ -539,8 +539,8 @@ def test_a_seed_that_did_not_learn_is_named_and_the_goal_is_also_judged_without_
     the mean of (a) made (c) look 74 % better. The report names such a seed (more than 2x the study's median), gives
     the goal's verdict also without it and leaves it out of the figure; two results alone, or seeds that all learned,
     change nothing."""
-    from sgdepth_training.ablation_report import (aggregate, aggregate_learned, comparisons, failed_lines,
-                                                  failed_seeds, figure_seeds)
+    from sgdepth_training.ablation_report import (actor_comparisons, aggregate, aggregate_learned, comparisons,
+                                                  failed_lines, failed_seeds, figure_seeds)
 
     def result(run, seed, all_, moving):
         return {"run": run, "seed": seed, "global_step": 500, "finished": True,
@@ -569,6 +569,16 @@ def test_a_seed_that_did_not_learn_is_named_and_the_goal_is_also_judged_without_
     assert figure_seeds(native + [result("c", 2, 0.18, 0.29)], ["a", "c"]) == {"a": 2, "c": 2}
     assert figure_seeds(learned, ["a", "c"]) == {"a": 1, "c": 1}
     assert figure_seeds(only, ["a", "c"]) == {"a": 1, "c": 1}  # no seed of (a) learned: its first
+    # the table by kind of actor: the pair's line again without the seed that did not learn
+    lead = {"car, with the camera": {"abs_rel": 0.2, "holes": 0.01}, "car, still": {"abs_rel": 0.4, "holes": 0.1}}
+    actors = [{**native[0], "actor_groups": {"car, with the camera": {"abs_rel": 2.768, "holes": 0.915},
+                                             "car, still": {"abs_rel": 0.671, "holes": 0.2}}},
+              {**native[1], "actor_groups": {**lead, "car, with the camera": {"abs_rel": 0.285, "holes": 0.026}}},
+              {**native[2], "actor_groups": lead}]
+    assert actor_comparisons(aggregate(actors), aggregate_learned(actors))[1] == (
+        "- (c) vs (a) without (a) seed 1, which did not learn: cars with the camera AbsRel -29.8 %, holes 2.6 % → "
+        "1.0 %; parked cars AbsRel +0.0 %, holes 10.0 % → 10.0 %")
+    assert len(actor_comparisons(aggregate(actors))) == 1
 
 
 def test_the_automask_share_uses_the_model_s_own_warps_and_the_loss_s_rule():

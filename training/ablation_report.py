@@ -126,23 +126,45 @@ def actor_table(aggregated: dict[str, dict]) -> list[str]:
     return lines
 
 
-def actor_comparisons(aggregated: dict[str, dict]) -> list[str]:
+def actor_comparisons(aggregated: dict[str, dict], learned: dict[str, dict] | None = None) -> list[str]:
     """Bullet lines of the table by kind of actor: per pair of :data:`PAIRS` present, the relative AbsRel change and
-    the holes of cars with the camera (the method's case) and of parked cars (which must not become holes)."""
+    the holes of cars with the camera (the method's case) and of parked cars (which must not become holes).
+    ``learned``: as in :func:`comparisons`; where it drops a seed of a pair, the pair's line is given again without
+    that seed."""
     lines = []
     for new, old, what in PAIRS:
         if new not in aggregated or old not in aggregated:
             continue
-        parts = []
-        for name, group in (("cars with the camera", "car, with the camera"), ("parked cars", "car, still")):
-            change = _change(aggregated, new, old, f"actors/{group}")
-            h_old, _ = mean_spread(aggregated[old]["values"][(f"actors/{group}", "holes")])
-            h_new, _ = mean_spread(aggregated[new]["values"][(f"actors/{group}", "holes")])
-            if change is not None and h_old is not None and h_new is not None:
-                parts.append(f"{name} AbsRel {100 * change:+.1f} %, holes {100 * h_old:.1f} % → {100 * h_new:.1f} %")
+        parts = _actor_changes(aggregated, new, old)
         if parts:
             lines.append(f"- ({new}) vs ({old}), {what}: " + "; ".join(parts))
+        dropped = _dropped_seeds(aggregated, learned, (new, old))
+        if parts and dropped and _actor_changes(learned, new, old):
+            lines.append(f"- ({new}) vs ({old}) without {dropped}, which did not learn: "
+                         + "; ".join(_actor_changes(learned, new, old)))
     return lines
+
+
+def _actor_changes(aggregated: dict[str, dict], new: str, old: str) -> list[str]:
+    """``cars with the camera AbsRel -17.7 %, holes 2.0 % → 0.1 %`` and the same for parked cars, where measured."""
+    if new not in aggregated or old not in aggregated:
+        return []
+    parts = []
+    for name, group in (("cars with the camera", "car, with the camera"), ("parked cars", "car, still")):
+        change = _change(aggregated, new, old, f"actors/{group}")
+        h_old, _ = mean_spread(aggregated[old]["values"][(f"actors/{group}", "holes")])
+        h_new, _ = mean_spread(aggregated[new]["values"][(f"actors/{group}", "holes")])
+        if change is not None and h_old is not None and h_new is not None:
+            parts.append(f"{name} AbsRel {100 * change:+.1f} %, holes {100 * h_old:.1f} % → {100 * h_new:.1f} %")
+    return parts
+
+
+def _dropped_seeds(aggregated: dict[str, dict], learned: dict[str, dict] | None, runs) -> str:
+    """``(a) seed 1`` (joined by "and"): the seeds of ``runs`` that ``learned`` leaves out; empty when none."""
+    if learned is None:
+        return ""
+    return " and ".join(f"({k}) seed {seed}" for k in runs
+                        for seed in sorted(set(aggregated[k]["seeds"]) - set(learned.get(k, {}).get("seeds", []))))
 
 
 def _change(aggregated: dict, new: str, old: str, region: str, metric: str = "abs_rel") -> float | None:
@@ -242,13 +264,10 @@ def comparisons(aggregated: dict[str, dict], without_automask: bool = False,
 def _goal_without_failed(aggregated: dict[str, dict], learned: dict[str, dict] | None, new: str) -> str:
     """``; without (a) seed 1, which did not learn: not met (moving AbsRel -9.6 %)`` when ``learned`` drops a seed
     of (new) or (a); empty otherwise."""
-    if learned is None:
-        return ""
-    dropped = [f"({k}) seed {seed}" for k in (new, "a")
-               for seed in sorted(set(aggregated[k]["seeds"]) - set(learned.get(k, {}).get("seeds", [])))]
+    dropped = _dropped_seeds(aggregated, learned, (new, "a"))
     if not dropped:
         return ""
-    without = f"; without {' and '.join(dropped)}, which did not learn: "
+    without = f"; without {dropped}, which did not learn: "
     if not _goal(learned, new):
         return without + "undecided (no other seed)"
     return without + f"{_goal(learned, new)} (moving AbsRel {100 * _change(learned, new, 'a', 'moving'):+.1f} %)"
@@ -360,6 +379,7 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
     """The report's text."""
     s = doc["study"]
     aggregated = aggregate(doc["results"])
+    learned = aggregate_learned(doc["results"])
     seeds = ", ".join(map(str, s["seeds"]))
     devices = sorted({d for r in doc["results"] for d in r.get("train_devices") or []})
     lines = [
@@ -400,8 +420,7 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
         *table(aggregated, s["steps"]),
         "",
         *failed_lines(doc["results"]),
-        *comparisons(aggregated, automask_off(s["settings"], s["runs"]),
-                     learned=aggregate_learned(doc["results"])),
+        *comparisons(aggregated, automask_off(s["settings"], s["runs"]), learned=learned),
         "",
     ]
     by_actor = actor_table(aggregated)
@@ -417,7 +436,7 @@ def markdown(study: StudySettings, doc: dict, figure: Path | None, report_dir: P
             "",
             *by_actor,
             "",
-            *actor_comparisons(aggregated),
+            *actor_comparisons(aggregated, learned),
             "",
         ]
     if figure is not None:
