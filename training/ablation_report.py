@@ -196,15 +196,20 @@ def _all_abs_rel(results: list[dict]) -> list[tuple[str, int, float]]:
     return [(k, seed, v) for k, seed, v in values if v is not None and math.isfinite(v)]
 
 
+def _study_median(results: list[dict]) -> float | None:
+    """The median all-pixel AbsRel over every result of the study; None below three results (of two, neither can
+    be called the outlier)."""
+    values = [v for _, _, v in _all_abs_rel(results)]
+    return float(np.median(values)) if len(values) >= 3 else None
+
+
 def failed_seeds(results: list[dict]) -> list[tuple[str, int, float]]:
     """(run, seed, all-pixel AbsRel) of the results that did not learn: all-pixel AbsRel more than
-    :data:`FAILED_FACTOR` times the median over every result of the study. Judged only from three results on (of two,
-    neither can be called the outlier)."""
-    values = _all_abs_rel(results)
-    if len(values) < 3:
+    :data:`FAILED_FACTOR` times :func:`_study_median` (none below three results)."""
+    median = _study_median(results)
+    if median is None:
         return []
-    median = float(np.median([v for _, _, v in values]))
-    return [(k, seed, v) for k, seed, v in values if v > FAILED_FACTOR * median]
+    return [(k, seed, v) for k, seed, v in _all_abs_rel(results) if v > FAILED_FACTOR * median]
 
 
 def failed_lines(results: list[dict]) -> list[str]:
@@ -212,10 +217,10 @@ def failed_lines(results: list[dict]) -> list[str]:
     failed = failed_seeds(results)
     if not failed:
         return []
-    median = float(np.median([v for _, _, v in _all_abs_rel(results)]))
     named = ", ".join(f"({k}) seed {seed} ({v:.3f})" for k, seed, v in failed)
-    return [f"- Did not learn (all-pixel AbsRel more than {FAILED_FACTOR:g}× the study's median, {median:.3f}): "
-            f"{named}. The table's means include it; the goal's verdict below is also given without it."]
+    return [f"- Did not learn (all-pixel AbsRel more than {FAILED_FACTOR:g}× the study's median, "
+            f"{_study_median(results):.3f}): {named}. The table's means include it; the goal's verdict below is also "
+            "given without it."]
 
 
 def _goal(aggregated: dict[str, dict], new: str) -> str:
@@ -246,9 +251,10 @@ def comparisons(aggregated: dict[str, dict], without_automask: bool = False,
         if h_old is not None and h_new is not None:
             parts.append(f"holes {100 * h_old:.1f} % → {100 * h_new:.1f} %")
         line = f"- ({new}) vs ({old}), {what}: " + ", ".join(parts)
-        if old == "a" and new in ("c", "e") and _goal(aggregated, new):
+        goal = _goal(aggregated, new) if old == "a" and new in ("c", "e") else ""
+        if goal:
             line += (f". Goal of issue 17 (moving-object AbsRel at least {100 * GOAL_MOVING_GAIN:.0f} % lower): "
-                     f"{_goal(aggregated, new)}" + _goal_without_failed(aggregated, learned, new))
+                     f"{goal}" + _goal_without_failed(aggregated, learned, new))
         lines.append(line)
     shares = {region: [mean_spread(e["values"][("automask", region)])[0] for e in aggregated.values()]
               for region in ("moving", "static")}
