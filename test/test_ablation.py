@@ -564,6 +564,11 @@ def test_a_seed_that_did_not_learn_is_named_and_the_goal_is_also_judged_without_
     assert failed_seeds(learned) == [] and failed_lines(learned) == []
     assert comparisons(aggregate(learned), learned=aggregate_learned(learned))[0].endswith(": met")
     assert failed_seeds(native[:2]) == []
+    # several seeds that did not learn are named together, in the plural
+    two = native + [result("c", 2, 0.9, 1.5), result("b", 1, 0.19, 0.3)]
+    assert failed_lines(two) == [
+        "- Did not learn (all-pixel AbsRel more than 2× the study's median, 0.190): (a) seed 1 (0.605), (c) seed 2 "
+        "(0.900). The table's means include them; the goal's verdict below is also given without them."]
     # the figure compares like with like: the smallest seed that learned in every run shown, else each run's own
     assert figure_seeds(native, ["a", "c"]) == {"a": 2, "c": 1}
     assert figure_seeds(native + [result("c", 2, 0.18, 0.29)], ["a", "c"]) == {"a": 2, "c": 2}

@@ -218,9 +218,10 @@ def failed_lines(results: list[dict]) -> list[str]:
     if not failed:
         return []
     named = ", ".join(f"({k}) seed {seed} ({v:.3f})" for k, seed, v in failed)
+    them = "it" if len(failed) == 1 else "them"
     return [f"- Did not learn (all-pixel AbsRel more than {FAILED_FACTOR:g}× the study's median, "
-            f"{_study_median(results):.3f}): {named}. The table's means include it; the goal's verdict below is also "
-            "given without it."]
+            f"{_study_median(results):.3f}): {named}. The table's means include {them}; the goal's verdict below is "
+            f"also given without {them}."]
 
 
 def _goal(aggregated: dict[str, dict], new: str) -> str:
