@@ -295,6 +295,39 @@ def test_actor_errors_group_lead_oncoming_and_parked_cars_and_find_the_hole(dyna
     assert sum(g["actors"] for g in groups.values()) == len(rows)
     assert groups["car, with the camera"]["holes"] > 0 and groups["car, still"]["holes"] == 0.0
     assert list(groups)[:2] == ["car, still", "car, with the camera"]  # class, then motion in MOTIONS order
+    for g in groups.values():  # the zones split every group's pixels: shares add up, so do their errors
+        zones = g["zones"]
+        assert sum(z["share"] for z in zones.values()) == pytest.approx(1.0)
+        assert sum(z["share"] * (z["abs_rel"] or 0.0) for z in zones.values()) == pytest.approx(g["abs_rel"])
+        assert sum(z["share"] * (z["holes"] or 0.0) for z in zones.values()) == pytest.approx(g["holes"])
+    assert all(z["abs_rel"] in (None, 0.0) for z in groups["car, still"]["zones"].values())
+    assert groups["car, still"]["zones"]["side"]["share"] > 0, groups["car, still"]  # parked at the roadside
+
+
+def test_actor_zones_split_near_pixels_then_the_outer_fifths():
+    """Near (< 5 m) first, then the outer fifths of the columns, then the rest: exclusive, covering the image; a
+    pixel without ground truth (0) is never near."""
+    from sgdepth_training.evaluation.actors import ZONES, format_actor_table, zone_masks
+
+    gt = np.full((4, 10), 20.0)
+    gt[0, 0] = 3.0   # near, in the left fifth: near wins
+    gt[1, 5] = 4.99  # near, in the middle
+    gt[2, 5] = 0.0   # no ground truth: elsewhere
+    zones = zone_masks(gt)
+    assert list(zones) == list(ZONES)
+    assert (sum(m.astype(int) for m in zones.values()) == 1).all()
+    assert np.argwhere(zones["near"]).tolist() == [[0, 0], [1, 5]]
+    side_columns = sorted({c for _, c in np.argwhere(zones["side"]).tolist()})
+    assert side_columns == [0, 1, 8, 9] and zones["side"].sum() == 4 * 4 - 1
+    assert zones["elsewhere"].sum() == 40 - 2 - 15
+    table = format_actor_table({"car, still": {"actors": 2, "pixels": 100, "abs_rel": 0.5, "holes": 0.1,
+                                               "distance": 6.0, "zones": {
+                                                   "near": {"share": 0.4, "abs_rel": 1.0, "holes": 0.25},
+                                                   "side": {"share": 0.6, "abs_rel": 1 / 6, "holes": 0.0},
+                                                   "elsewhere": {"share": 0.0, "abs_rel": None, "holes": None}}}})
+    header, row = table.splitlines()
+    assert "< 5 m: share, AbsRel" in header and "outer fifths: share, AbsRel" in header
+    assert row.split()[-6:] == ["40.0%", "1.000", "60.0%", "0.167", "0.0%", "-"]
 
 
 def test_actor_errors_name_the_bad_file(dynamic, tmp_path):

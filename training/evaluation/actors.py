@@ -12,7 +12,9 @@ are pooled into groups ``"<class>, <motion>"``:
 
 Errors use the evaluation's own per-image scale: AbsRel of the scaled, clamped prediction, pooled over the group's
 valid pixels, and holes (scaled, unclamped prediction more than ``hole_factor`` × the ground truth, as
-``metrics.depth.hole_mask``).
+``metrics.depth.hole_mask``). Each group's pixels are also split by where they are (:data:`ZONES`, exclusive, in
+this order): ``near`` (ground truth nearer than :data:`NEAR_DEPTH`), ``side`` (in the image's outer fifths, left or
+right: where a passed object leaves the image and its image motion is largest), ``elsewhere``.
 """
 from __future__ import annotations
 
@@ -29,10 +31,23 @@ from ..data.errors import DatasetError
 from ..data.kitti import read_poses
 from .depth_gt import read_instance_ids, read_objects
 
-__all__ = ["WITH_CAMERA_SPEED", "MOTIONS", "ActorErrors", "read_timestamps", "format_actor_table"]
+__all__ = ["WITH_CAMERA_SPEED", "MOTIONS", "NEAR_DEPTH", "ZONES", "ActorErrors", "read_timestamps",
+           "format_actor_table"]
 
 WITH_CAMERA_SPEED = 3.0  # m/s: a moving actor slower than this relative to the camera moves "with the camera"
 MOTIONS = ("still", "with the camera", "moving")
+NEAR_DEPTH = 5.0  # m: pixels nearer than this are the "near" zone
+ZONES = ("near", "side", "elsewhere")
+
+
+def zone_masks(gt: np.ndarray) -> dict[str, np.ndarray]:
+    """HxW ground truth (m) → zone name → HxW bool, exclusive and covering the image: ``near`` (gt <
+    :data:`NEAR_DEPTH`, positive), ``side`` (columns in the outer fifths, not near), ``elsewhere``."""
+    width = gt.shape[1]
+    column = np.arange(width)[None, :]
+    near = (gt > 0) & (gt < NEAR_DEPTH)
+    side = np.broadcast_to((5 * column < width) | (5 * column >= 4 * width), gt.shape) & ~near
+    return {"near": near, "side": side, "elsewhere": ~near & ~side}
 
 
 def read_timestamps(path: str | os.PathLike[str]) -> np.ndarray:
@@ -106,6 +121,8 @@ class _Actor:
     holes: int = 0
     speeds: list[float] = field(default_factory=list)     # relative speed per frame it was seen in (m/s)
     distances: list[float] = field(default_factory=list)  # median ground-truth depth per frame (m)
+    zones: dict[str, list[float]] = field(default_factory=lambda: {z: [0, 0.0, 0] for z in ZONES})
+    # zone → [pixels, AbsRel sum, holes]
 
     @property
     def speed(self) -> float | None:
@@ -142,6 +159,7 @@ class ActorErrors:
             drive = self._drives[folder] = _Drive.load(self.root / folder)
         ids = read_instance_ids(self.root, folder, frame, side, gt.shape)
         seen = valid & (ids > 0)
+        zones = zone_masks(gt)
         for actor in np.unique(ids[seen]).tolist():
             sel = seen & (ids == actor)
             entry = self._actors.get((folder, actor))
@@ -149,9 +167,17 @@ class ActorErrors:
                 entry = self._actors[(folder, actor)] = _Actor(drive.classes.get(actor, "unknown"),
                                                                drive.moving.get(actor, False))
             g = gt[sel].astype(np.float64)
+            abs_rel = np.abs(clamped[sel] - g) / g
+            holes = hole_mask(g, scaled[sel], self.hole_factor)
             entry.pixels += int(sel.sum())
-            entry.abs_rel_sum += float((np.abs(clamped[sel] - g) / g).sum())
-            entry.holes += int(hole_mask(g, scaled[sel], self.hole_factor).sum())
+            entry.abs_rel_sum += float(abs_rel.sum())
+            entry.holes += int(holes.sum())
+            for zone, mask in zones.items():
+                inside = mask[sel]
+                sums = entry.zones[zone]
+                sums[0] += int(inside.sum())
+                sums[1] += float(abs_rel[inside].sum())
+                sums[2] += int(holes[inside].sum())
             entry.speeds.append(drive.relative_speed(frame, actor))
             entry.distances.append(float(np.median(g)))
 
@@ -168,7 +194,9 @@ class ActorErrors:
 
     def groups(self) -> dict[str, dict]:
         """``"<class>, <motion>"`` → pixels, actors, AbsRel and holes pooled over the group's pixels, median distance
-        (m) of its actors; classes in alphabetical order, motions in :data:`MOTIONS` order."""
+        (m) of its actors, and ``zones``: zone (:data:`ZONES`) → share of the group's pixels, AbsRel and holes pooled
+        over the zone's pixels (None without pixels); classes in alphabetical order, motions in :data:`MOTIONS`
+        order."""
         members: dict[tuple[str, str], list[_Actor]] = {}
         for a in self._actors.values():
             members.setdefault((a.cls, a.motion), []).append(a)
@@ -176,16 +204,28 @@ class ActorErrors:
         for cls, motion in sorted(members, key=lambda k: (k[0], MOTIONS.index(k[1]))):
             group = members[(cls, motion)]
             pixels = sum(a.pixels for a in group)
+            zones = {}
+            for zone in ZONES:
+                n, abs_rel, holes = (sum(a.zones[zone][i] for a in group) for i in range(3))
+                zones[zone] = {"share": n / pixels, "abs_rel": abs_rel / n if n else None,
+                               "holes": holes / n if n else None}
             out[f"{cls}, {motion}"] = {"pixels": pixels, "actors": len(group),
                                        "abs_rel": sum(a.abs_rel_sum for a in group) / pixels,
                                        "holes": sum(a.holes for a in group) / pixels,
-                                       "distance": float(np.median([np.median(a.distances) for a in group]))}
+                                       "distance": float(np.median([np.median(a.distances) for a in group])),
+                                       "zones": zones}
         return out
 
+
 def format_actor_table(groups: dict[str, dict]) -> str:
-    """The groups as a text table (eval-depth's output)."""
-    lines = [f" {'actors':<24} {'count':>5} {'pixels':>9} {'AbsRel':>7} {'holes':>7} {'distance':>9}"]
+    """The groups as a text table (eval-depth's output): per zone the share of the group's pixels and their
+    AbsRel."""
+    zone_titles = {"near": f"< {NEAR_DEPTH:g} m", "side": "outer fifths", "elsewhere": "elsewhere"}
+    lines = [f" {'actors':<24} {'count':>5} {'pixels':>9} {'AbsRel':>7} {'holes':>7} {'distance':>9}"
+             + "".join(f" {zone_titles[z] + ': share, AbsRel':>26}" for z in ZONES)]
     for name, g in groups.items():
+        zones = "".join(f" {100 * g['zones'][z]['share']:>17.1f}% " + (f"{g['zones'][z]['abs_rel']:>7.3f}"
+                        if g["zones"][z]["abs_rel"] is not None else f"{'-':>7}") for z in ZONES)
         lines.append(f" {name:<24} {g['actors']:>5} {g['pixels']:>9} {g['abs_rel']:>7.3f} {100 * g['holes']:>6.1f}% "
-                     f"{g['distance']:>7.1f} m")
+                     f"{g['distance']:>7.1f} m" + zones)
     return "\n".join(lines)
