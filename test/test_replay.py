@@ -6,10 +6,7 @@ default checkpoint (320×96).
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,8 @@ from sgdepth_ros.replay.offline import run_offline
 from sgdepth_ros.replay.recorder import FrameRecorder
 from sgdepth_ros.replay.topics import TopicError, list_topics, resolve_topics
 from sgdepth_ros.ros.messages import output_topics
+
+from replay_runner import replay, report
 
 FRAMES, WIDTH, HEIGHT = 8, 416, 128
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
@@ -46,18 +45,9 @@ def drive_bag(tmp_path_factory) -> Path:
     return next((out / "bags").iterdir())
 
 
-def replay(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "replay", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-
-
 def without_domain_id() -> dict:
     """This process's environment without ROS_DOMAIN_ID: live replay then picks a free domain itself."""
     return {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
-
-
-def report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")

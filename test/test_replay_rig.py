@@ -7,10 +7,7 @@ checkpoint (320×96), as in the other replay tests.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,8 @@ from sgdepth_ros.replay.rig import bag_cameras, merged_frames, resolve_rig
 from sgdepth_ros.replay.rig_report import overall_frames
 from sgdepth_ros.replay.topics import TopicError, list_topics
 from sgdepth_ros.samples import road_scene
+
+from replay_runner import replay, report
 
 FRAMES = 4
 T0, DT = 1_700_000_000_000_000_000, 100_000_000
@@ -58,15 +57,6 @@ def rig_bag(tmp_path_factory) -> Path:
                 writer.write_image(f"/{name}/ground_truth/depth", stamp, frame_id, depth, "32FC1")
                 writer.write_image(f"/{name}/ground_truth/semantic", stamp, frame_id, labels, "mono8")
     return bag
-
-
-def replay(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "replay", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, env=env)
-
-
-def report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())
 
 
 def image_topic(name: str) -> str:

@@ -10,12 +10,9 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +27,8 @@ from sgdepth_ros.replay.frames import FrameReader
 from sgdepth_ros.replay.topics import TopicError, list_topics, resolve_topics
 from sgdepth_ros.ros.domain import domain_in_use, explicit_domain_id, free_domain_id, replay_domain_id
 from sgdepth_ros.samples import road_scene
+
+from replay_runner import replay, report
 
 W, H, FRAMES = 96, 48, 3
 T0, DT = 1_700_000_000_000_000_000, 100_000_000
@@ -69,15 +68,6 @@ def write_alias_bag(path: Path, storage: str, compressed: bool = False, image_de
                                                           INFO))
             writer.write(image, stamp, store.serialize_cdr(msg, image_type))
     return path
-
-
-def replay(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sgdepth_ros.cli", "replay", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, env=env)
-
-
-def report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())
 
 
 # -- ROS 1-style type names and other writers' MCAP ------------------------------------------------------------

@@ -8,7 +8,6 @@ camera_optical_frame) is rendered once per module; the model is the shipped defa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -19,17 +18,15 @@ from sgdepth_ros.bag import BagWriter, read_messages, rotation_to_quaternion
 from sgdepth_ros.replay.evaluate import EvalSettings, FrameScale, ReplayEvaluator
 from sgdepth_ros.replay.tf_height import (CameraHeight, camera_height_from_bag, camera_height_from_transforms,
                                           static_transforms)
-from test_replay import FRAMES, drive_bag, replay  # noqa: F401 (the replay tests' drive and runner)
+
+from replay_runner import replay, report
+from test_replay import FRAMES, drive_bag  # noqa: F401 (the replay tests' drive)
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 FAST = ("--backend", "torch", "--device", "cpu")
 # camera_link (x forward, y left, z up) → optical (x right, y down, z forward)
 R_LINK_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
-
-
-def report(out: Path) -> dict:
-    return json.loads((out / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")
