@@ -32,7 +32,7 @@ from ..data.kitti import read_poses
 from .depth_gt import read_instance_ids, read_objects
 
 __all__ = ["WITH_CAMERA_SPEED", "MOTIONS", "NEAR_DEPTH", "ZONES", "ActorErrors", "read_timestamps",
-           "format_actor_table"]
+           "format_actor_table", "zone_masks"]
 
 WITH_CAMERA_SPEED = 3.0  # m/s: a moving actor slower than this relative to the camera moves "with the camera"
 MOTIONS = ("still", "with the camera", "moving")
@@ -113,16 +113,32 @@ class _Drive:
 
 
 @dataclass
-class _Actor:
-    cls: str
-    moving: bool
+class _Sums:
+    """Pixels, their AbsRel sum and holes, accumulated over images."""
     pixels: int = 0
     abs_rel_sum: float = 0.0
     holes: int = 0
+
+
+@dataclass
+class _Actor:
+    cls: str
+    moving: bool
     speeds: list[float] = field(default_factory=list)     # relative speed per frame it was seen in (m/s)
     distances: list[float] = field(default_factory=list)  # median ground-truth depth per frame (m)
-    zones: dict[str, list[float]] = field(default_factory=lambda: {z: [0, 0.0, 0] for z in ZONES})
-    # zone → [pixels, AbsRel sum, holes]
+    zones: dict[str, _Sums] = field(default_factory=lambda: {z: _Sums() for z in ZONES})  # exclusive: they add up
+
+    @property
+    def pixels(self) -> int:
+        return sum(z.pixels for z in self.zones.values())
+
+    @property
+    def abs_rel_sum(self) -> float:
+        return sum(z.abs_rel_sum for z in self.zones.values())
+
+    @property
+    def holes(self) -> int:
+        return sum(z.holes for z in self.zones.values())
 
     @property
     def speed(self) -> float | None:
@@ -169,15 +185,12 @@ class ActorErrors:
             g = gt[sel].astype(np.float64)
             abs_rel = np.abs(clamped[sel] - g) / g
             holes = hole_mask(g, scaled[sel], self.hole_factor)
-            entry.pixels += int(sel.sum())
-            entry.abs_rel_sum += float(abs_rel.sum())
-            entry.holes += int(holes.sum())
             for zone, mask in zones.items():
                 inside = mask[sel]
                 sums = entry.zones[zone]
-                sums[0] += int(inside.sum())
-                sums[1] += float(abs_rel[inside].sum())
-                sums[2] += int(holes[inside].sum())
+                sums.pixels += int(inside.sum())
+                sums.abs_rel_sum += float(abs_rel[inside].sum())
+                sums.holes += int(holes[inside].sum())
             entry.speeds.append(drive.relative_speed(frame, actor))
             entry.distances.append(float(np.median(g)))
 
@@ -206,7 +219,8 @@ class ActorErrors:
             pixels = sum(a.pixels for a in group)
             zones = {}
             for zone in ZONES:
-                n, abs_rel, holes = (sum(a.zones[zone][i] for a in group) for i in range(3))
+                n, abs_rel, holes = (sum(getattr(a.zones[zone], what) for a in group)
+                                     for what in ("pixels", "abs_rel_sum", "holes"))
                 zones[zone] = {"share": n / pixels, "abs_rel": abs_rel / n if n else None,
                                "holes": holes / n if n else None}
             out[f"{cls}, {motion}"] = {"pixels": pixels, "actors": len(group),
