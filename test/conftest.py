@@ -69,3 +69,11 @@ def replay_here(capsys):
         return subprocess.CompletedProcess(argv, code, out.out, out.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def drive_bag(tmp_path_factory):
+    """The replay tests' rendered drive bag (replay_runner.render_drive_bag), once per module that asks for it."""
+    from replay_runner import render_drive_bag
+
+    return render_drive_bag(tmp_path_factory.mktemp("synth"))

@@ -1,8 +1,8 @@
 """Bag replay evaluation (`sgdepth-ros replay`) on a rendered synthetic drive bag: oracle, offline = trainer's
 evaluator, live = offline, honest drops, LiDAR ground truth, damaged bags, topic errors and the output bag.
 
-The drive (8 frames, 416×128, ground-truth depth and labels) is rendered once per module; the model is the shipped
-default checkpoint (320×96).
+The drive (conftest's drive_bag: 8 frames, 416×128, ground-truth depth and labels) is rendered once per module; the
+model is the shipped default checkpoint (320×96).
 """
 from __future__ import annotations
 
@@ -23,9 +23,8 @@ from sgdepth_ros.replay.recorder import FrameRecorder
 from sgdepth_ros.replay.topics import TopicError, list_topics, resolve_topics
 from sgdepth_ros.ros.messages import output_topics
 
-from replay_runner import replay, report
+from replay_runner import FRAMES, HEIGHT, WIDTH, replay, report
 
-FRAMES, WIDTH, HEIGHT = 8, 416, 128
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 # camera ← lidar: a LiDAR (x forward, y left, z up) 0.3 m above and 0.2 m behind the camera, yawed by 2°
 _YAW = np.deg2rad(2.0)
@@ -33,16 +32,6 @@ CAMERA_FROM_LIDAR = np.eye(4)
 CAMERA_FROM_LIDAR[:3, :3] = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]) @ np.array(
     [[np.cos(_YAW), -np.sin(_YAW), 0.0], [np.sin(_YAW), np.cos(_YAW), 0.0], [0.0, 0.0, 1.0]])
 CAMERA_FROM_LIDAR[:3, 3] = (0.0, -0.3, -0.2)
-
-
-@pytest.fixture(scope="module")
-def drive_bag(tmp_path_factory) -> Path:
-    from sgdepth_training.synth.generate import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("synth")
-    generate(SynthConfig(out=out, drives=1, frames=FRAMES, seed=1, formats=("bag",), width=WIDTH, height=HEIGHT,
-                         workers=1), progress=False)
-    return next((out / "bags").iterdir())
 
 
 def without_domain_id() -> dict:

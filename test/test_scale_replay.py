@@ -19,8 +19,7 @@ from sgdepth_ros.replay.evaluate import EvalSettings, FrameScale, ReplayEvaluato
 from sgdepth_ros.replay.tf_height import (CameraHeight, camera_height_from_bag, camera_height_from_transforms,
                                           static_transforms)
 
-from replay_runner import replay, report
-from test_replay import FRAMES, drive_bag  # noqa: F401 (the replay tests' drive)
+from replay_runner import FRAMES, replay, report
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 FAST = ("--backend", "torch", "--device", "cpu")
