@@ -58,6 +58,25 @@ def test_a_rendered_static_scene_is_explained_by_its_true_depth(drive, capsys):
     assert table.startswith("| size | pixels of |") and "| 64×24 | scene |" in table
 
 
+def test_other_source_frames_change_which_frames_are_profiled(drive, capsys):
+    """Five frames: t±1 profiles frames 1-3, t±2 frame 2 alone, the previous frame alone frames 1-4; on the static
+    world each still has its lowest error at the true depth."""
+    folder = next(p for p in drive.glob("*/*_sync")).relative_to(drive).as_posix()
+    pixels = {}
+    for sources in ((-1, 1), (-2, 2), (-1,)):
+        profile = pb.drive_profile(drive, folder, 128, 48, every=1, sources=sources)
+        pixels[sources] = sum(g["pixels"] for g in profile.values())
+        for (kind, _), g in profile.items():
+            if kind == "scene":
+                assert g["error"][1.0] == min(g["error"].values()), (sources, g)
+    frame = pixels[(-2, 2)]  # pixels with valid depth in frame 2
+    assert 0 < frame <= 128 * 48 and frame < pixels[(-1, 1)] < pixels[(-1,)]
+    assert pb.main(["--data", str(drive), "--folder", folder, "--sizes", "64x24", "--sources=-2,2"]) == 0
+    assert "| 64×24 | scene |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="non-zero frame offsets"):
+        pb.drive_profile(drive, folder, 64, 24, sources=(0, 1))
+
+
 def test_bad_arguments_are_refused_with_the_valid_form(drive, capsys):
     with pytest.raises(SystemExit) as exit_:
         pb.main(["--data", str(drive), "--folder", "x", "--sizes", "320x"])
@@ -70,3 +89,8 @@ def test_bad_arguments_are_refused_with_the_valid_form(drive, capsys):
     with pytest.raises(SystemExit):
         pb.main(["--data", str(drive), "--folder", "x", "--every", "0"])
     assert "--every must be ≥ 1, got 0" in capsys.readouterr().err
+    for bad in ("0,1", "-1,-1", "a", ""):
+        with pytest.raises(SystemExit):
+            pb.main(["--data", str(drive), "--folder", "x", f"--sources={bad}"])
+        assert f"--sources must be distinct non-zero frame offsets such as -1,1 or -2,2, got {bad!r}" in \
+            capsys.readouterr().err

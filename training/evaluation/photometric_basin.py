@@ -17,7 +17,9 @@ native)::
 
     python -m sgdepth_training.evaluation.photometric_basin --data data/synth20/kitti \\
         --folder 2030_01_08/2030_01_08_drive_0020_sync --sizes 320x96,160x48,80x24
-"""
+
+``--sources`` picks other neighbours than t±1: ``--sources=-2,2`` is twice the image motion (a camera at half the frame
+rate), ``--sources=-1`` or ``1`` one neighbour alone (where it is lost, a pixel leaves the view or is uncovered)."""
 from __future__ import annotations
 
 import argparse
@@ -90,11 +92,14 @@ def _kind(doc: dict) -> dict[int, str]:
 
 
 def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, height: int,
-                  every: int = 2) -> dict[tuple[str, str], dict]:
+                  every: int = 2, sources: tuple[int, ...] = (-1, 1)) -> dict[tuple[str, str], dict]:
     """The synthetic drive ``<kitti_root>/<folder>`` (our exporter's KITTI layout: image_02, poses.txt, dense depth
-    PNGs, instance ids, objects.json; the calibration one folder up) at width×height, every ``every``-th frame with
-    both neighbours. → {(kind, zone): :meth:`Group.summary`}; kind "car, still", … or "scene" (no actor), zone
-    "right fifth" or "rest"."""
+    PNGs, instance ids, objects.json; the calibration one folder up) at width×height, every ``every``-th frame t that
+    has all its source frames t+o (o in ``sources``: non-zero frame offsets, default both neighbours).
+    → {(kind, zone): :meth:`Group.summary`}; kind "car, still", … or "scene" (no actor), zone "right fifth" or
+    "rest"."""
+    if not sources or 0 in sources:
+        raise ValueError(f"sources must be non-zero frame offsets, got {sources}")
     drive = Path(kitti_root) / folder
     poses = read_poses(drive / "poses.txt")
     kinds = _kind(read_objects(drive))
@@ -105,18 +110,18 @@ def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, h
     zone_right = np.zeros((height, width), bool)
     zone_right[:, int(round(RIGHT_FIFTH * width)):] = True
 
-    @functools.lru_cache(maxsize=3)  # frames t-1, t, t+1: each read once with every=1, at most twice with every=2
+    @functools.lru_cache(maxsize=2 * (max(map(abs, sources)) + 1))  # the frames t-|o| … t+|o| of the last two t
     def image(i: int) -> torch.Tensor:
         return rgb_to_tensor(resize_rgb(read_rgb(drive / "image_02" / "data" / f"{i:010d}.png"), (width, height)))[None]
 
     groups: dict[tuple[str, str], Group] = {}
-    for t in range(1, len(poses) - 1, every):
+    for t in range(max(0, -min(sources)), len(poses) - max(0, max(sources)), every):
         depth = read_single_channel(depth_png_path(kitti_root, folder, t, "l")).astype(np.float32) / 256.0
         ids = resize_labels(read_instance_ids(kitti_root, folder, t), width, height)
         depth = resize_labels(depth, width, height)
         valid = depth > 0
-        transforms = [torch.from_numpy(np.linalg.inv(poses[t + o]) @ poses[t]).float()[None] for o in (-1, 1)]
-        errors, identity = error_profile(image(t), [image(t - 1), image(t + 1)], transforms,
+        transforms = [torch.from_numpy(np.linalg.inv(poses[t + o]) @ poses[t]).float()[None] for o in sources]
+        errors, identity = error_profile(image(t), [image(t + o) for o in sources], transforms,
                                          torch.from_numpy(np.where(valid, depth, 1.0))[None, None], K, inv_K)
         errors_np = {f: e.numpy() for f, e in errors.items()}
         identity_np = identity.numpy()
@@ -151,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a drive folder under it, e.g. 2030_01_08/2030_01_08_drive_0020_sync")
     p.add_argument("--sizes", default="320x96", help="comma-separated WIDTHxHEIGHT (default 320x96)")
     p.add_argument("--every", type=int, default=2, help="every N-th frame (default 2)")
+    p.add_argument("--sources", default="-1,1",
+                   help="comma-separated non-zero frame offsets of the source frames, written --sources=-2,2 (default "
+                        "-1,1; -2,2 = twice the motion; -1 = the previous frame alone)")
     args = p.parse_args(argv)
     try:
         sizes = [arg_types.size(s) for s in args.sizes.split(",")]
@@ -158,7 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(exc))
     if args.every < 1:
         p.error(f"--every must be ≥ 1, got {args.every}")
-    print(markdown({size: drive_profile(args.data, args.folder, *size, every=args.every) for size in sizes}))
+    try:
+        sources = tuple(int(o) for o in args.sources.split(","))
+    except ValueError:
+        sources = ()
+    if not sources or 0 in sources or len(set(sources)) != len(sources):
+        p.error(f"--sources must be distinct non-zero frame offsets such as -1,1 or -2,2, got {args.sources!r}")
+    print(markdown({size: drive_profile(args.data, args.folder, *size, every=args.every, sources=sources)
+                    for size in sizes}))
     return 0
 
 
