@@ -128,7 +128,8 @@ def build_state(config: TrainConfig, device: torch.device, info: DistInfo, run_d
     """Network, Adam, StepLR, grad scaler and masking schedule — restored from the run's newest checkpoint when
     resuming. → (state, a line on how the encoders were initialised)."""
     model, init_note = build_model(config.num_layers, config.split_pos, config.depth_scales, config.grad_scales,
-                                   config.pretrained, None if resume else config.init_weights)
+                                   config.pretrained, None if resume else config.init_weights,
+                                   (config.min_depth, config.max_depth))
     model.to(device)
     if config.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)

@@ -6,11 +6,13 @@ import logging
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from sgdepth_ros.backends import InferenceGraph
 from sgdepth_ros.model import SGDepth
+from sgdepth_ros.postprocess import disparity_to_depth
 from sgdepth_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 LOG = logging.getLogger(__name__)
@@ -99,12 +101,50 @@ def load_imagenet_encoders(model: SGDepth, num_layers: int) -> Path | None:
     return path
 
 
-def load_initial_weights(model: SGDepth, path: str | Path) -> str:
+def _disparity(depth: np.ndarray, depth_range: tuple[float, float]) -> np.ndarray:
+    """Depth in model units → the normalised disparity in (0,1) whose :func:`disparity_to_depth` it is."""
+    lo, hi = depth_range
+    return (1.0 / depth - 1.0 / hi) / (1.0 / lo - 1.0 / hi)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def refit_depth_heads(model: SGDepth, old: tuple[float, float], new: tuple[float, float],
+                      span: float = 20.0) -> float:
+    """Move a trained network to another depth range (min_depth, max_depth) keeping its depth nearly unchanged.
+
+    The depth heads end in a sigmoid, so the network can never predict nearer than its ``min_depth``: a model whose
+    scale put that floor at 5.8 m cannot see a car 3 m away. A smaller ``min_depth`` lifts the floor, but the same
+    sigmoid output then means another depth; no change of the heads' weights undoes that exactly. This one is the
+    best affine change of the heads' logits (weights·a, bias·a + b: least squares on the logits over depths
+    log-spaced from the old floor to ``span``× it, clipped to both ranges); the fine-tune that follows repairs the
+    rest. → the mean |log(new depth / old depth)| over those depths (0 = exact)."""
+    lo = max(old[0], new[0]) * 1.02
+    hi = min(old[1], new[1], span * old[0]) * 0.98
+    if not lo < hi:
+        raise ValueError(f"depth ranges {old} and {new} do not overlap near the old floor")
+    depth = np.geomspace(lo, hi, 256)
+    z_old, z_new = _logit(_disparity(depth, old)), _logit(_disparity(depth, new))
+    (a, b), *_ = np.linalg.lstsq(np.stack([z_old, np.ones_like(z_old)], 1), z_new, rcond=None)
+    with torch.no_grad():
+        for conv in model.depth.multires.convs:
+            conv.weight.mul_(float(a))
+            conv.bias.mul_(float(a)).add_(float(b))
+    refit = disparity_to_depth(1.0 / (1.0 + np.exp(-(a * z_old + b))), *new)
+    return float(np.mean(np.abs(np.log(refit / depth))))
+
+
+def load_initial_weights(model: SGDepth, path: str | Path,
+                         depth_range: tuple[float, float] | None = None) -> str:
     """Start ``model`` from a trained network: a released SGDepth ``model.pth`` or an sgdepth_ros ``.safetensors``
     (read without executing code; fp16 files are widened to fp32). The depth and segmentation network (shared
     encoder, decoders, heads) must match the run's architecture exactly; the pose network is taken when the file
     holds one of the run's depth, else it keeps its own initialisation (exported inference files carry no pose
-    network). Raises ``CheckpointError`` naming the file. → a line saying what was loaded."""
+    network). ``depth_range``: the run's (min_depth, max_depth); when the file's differs, the depth heads are moved
+    to the run's (:func:`refit_depth_heads`). Raises ``CheckpointError`` naming the file. → a line saying what was
+    loaded."""
     from sgdepth_ros.model.checkpoint import CheckpointError, file_sha256, load_checkpoint
 
     trained = load_checkpoint(path)  # read once, strictly: every key the file holds fits the network it describes
@@ -120,20 +160,27 @@ def load_initial_weights(model: SGDepth, path: str | Path) -> str:
         pose_note = ("no pose network in the file: pose from its own initialisation" if have.pose_layers is None
                      else f"pose network of ResNet-{have.pose_layers} not taken (the run's is "
                           f"ResNet-{mine.pose_layers})")
-    return f"weights from {path} (sha256 {file_sha256(path)[:12]}…; {pose_note})"
+    note = f"weights from {path} (sha256 {file_sha256(path)[:12]}…; {pose_note})"
+    have_range = (float(trained.metadata["min_depth"]), float(trained.metadata["max_depth"]))
+    if depth_range is not None and tuple(map(float, depth_range)) != have_range:
+        error = refit_depth_heads(model, have_range, depth_range)
+        note += (f"; depth heads refit from its depth range {have_range[0]:g}–{have_range[1]:g} to the run's "
+                 f"{depth_range[0]:g}–{depth_range[1]:g} (mean |log depth change| {error:.3f})")
+    return note
 
 
 def build_model(num_layers: int, split_pos: int, depth_scales: int, grad_scales: tuple[float, float],
-                pretrained: str, init_weights: str | None = None) -> tuple[SGDepth, str]:
+                pretrained: str, init_weights: str | None = None,
+                depth_range: tuple[float, float] | None = None) -> tuple[SGDepth, str]:
     """A fresh training network and a line saying how its encoders were initialised.
 
     pretrained: "auto" (ImageNet if cached, else scratch with a loud warning), "imagenet" (error when not cached),
     "scratch". ``init_weights``: a trained network's file, loaded over that initialisation
-    (:func:`load_initial_weights`); the line then names both."""
+    (:func:`load_initial_weights`, with the run's ``depth_range``); the line then names both."""
     model, note = _initialised_model(num_layers, split_pos, depth_scales, grad_scales, pretrained)
     if init_weights is None:
         return model, note
-    return model, f"{note}; then {load_initial_weights(model, init_weights)}"
+    return model, f"{note}; then {load_initial_weights(model, init_weights, depth_range)}"
 
 
 def _initialised_model(num_layers: int, split_pos: int, depth_scales: int, grad_scales: tuple[float, float],
