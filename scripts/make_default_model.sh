@@ -52,7 +52,7 @@ $SG export "$WORK/runs/default_v2" -o "$WORK/runs/default_v2.safetensors" --fp16
 SGDEPTH_PYTHON=.venv/bin/python INIT="$WORK/runs/default_v2.safetensors" \
     bash scripts/gpu_default_model.sh "$WORK" "$WORK/runs/default_v3.safetensors"
 
-# stage 4: the depth floor lowered from 5.9 m (min_depth 0.1 at the model's scale) to about 1.5 m (0.025)
+# stage 4: the depth floor lowered from 5.9 m (min_depth 0.1 at the model's scale) to about 1.8 m (0.025)
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/torchrun --nproc_per_node 2 -m sgdepth_ros.cli train \
     --synthetic "$WORK/data/synth20" --out "$WORK/runs/default_v4" "${COMMON[@]}" --no-masking \
     --init-weights "$WORK/runs/default_v3.safetensors" --set min_depth=0.025 --set pose_warmup_steps=150 \

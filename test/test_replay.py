@@ -130,7 +130,8 @@ def test_offline_metrics_equal_the_trainers_evaluator(drive_bag, offline_run):
     depth_set = [{("color", 0): color(f.rgb), "depth_gt": torch.from_numpy(f.depth_gt)[None]} for f in frames]
     seg_set = [{"color": color(f.rgb), "segmentation": torch.from_numpy(f.labels_gt.astype(np.int64))}
                for f in frames]
-    common = dict(protocol="capped", min_depth_eval=1e-3, max_depth_eval=80.0, progress=False)
+    common = dict(protocol="capped", min_depth=meta["min_depth"], max_depth=meta["max_depth"],  # its depth range
+                  min_depth_eval=1e-3, max_depth_eval=80.0, progress=False)
     median = evaluate_depth(model, depth_set, scaling="median", **common)
     fixed = evaluate_depth(model, depth_set, scaling="fixed", fixed_scale=scale, **common)
     seg = evaluate_segmentation(model, seg_set, progress=False)

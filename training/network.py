@@ -116,7 +116,7 @@ def refit_depth_heads(model: SGDepth, old: tuple[float, float], new: tuple[float
     """Move a trained network to another depth range (min_depth, max_depth) keeping its depth nearly unchanged.
 
     The depth heads end in a sigmoid, so the network can never predict nearer than its ``min_depth``: a model whose
-    scale put that floor at 5.8 m cannot see a car 3 m away. A smaller ``min_depth`` lifts the floor, but the same
+    scale put that floor at 5.9 m cannot see a car 3 m away. A smaller ``min_depth`` lowers the floor, but the same
     sigmoid output then means another depth; no change of the heads' weights undoes that exactly. This one is the
     best affine change of the heads' logits (weights·a, bias·a + b: least squares on the logits over depths
     log-spaced from the old floor to ``span``× it, clipped to both ranges); the fine-tune that follows repairs the
