@@ -91,15 +91,20 @@ def _kind(doc: dict) -> dict[int, str]:
     return {o["id"]: f"{o['class']}, {'moving' if o.get('moving') else 'still'}" for o in doc["objects"]}
 
 
+def valid_sources(sources: tuple[int, ...]) -> bool:
+    """Source frame offsets are usable when there is at least one, none is 0 (the target) and none repeats."""
+    return bool(sources) and 0 not in sources and len(set(sources)) == len(sources)
+
+
 def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, height: int,
                   every: int = 2, sources: tuple[int, ...] = (-1, 1)) -> dict[tuple[str, str], dict]:
     """The synthetic drive ``<kitti_root>/<folder>`` (our exporter's KITTI layout: image_02, poses.txt, dense depth
     PNGs, instance ids, objects.json; the calibration one folder up) at width×height, every ``every``-th frame t that
-    has all its source frames t+o (o in ``sources``: non-zero frame offsets, default both neighbours).
+    has all its source frames t+o (o in ``sources``: distinct non-zero frame offsets, default both neighbours).
     → {(kind, zone): :meth:`Group.summary`}; kind "car, still", … or "scene" (no actor), zone "right fifth" or
     "rest"."""
-    if not sources or 0 in sources:
-        raise ValueError(f"sources must be non-zero frame offsets, got {sources}")
+    if not valid_sources(sources):
+        raise ValueError(f"sources must be distinct non-zero frame offsets, got {sources}")
     drive = Path(kitti_root) / folder
     poses = read_poses(drive / "poses.txt")
     kinds = _kind(read_objects(drive))
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = tuple(int(o) for o in args.sources.split(","))
     except ValueError:
         sources = ()
-    if not sources or 0 in sources or len(set(sources)) != len(sources):
+    if not valid_sources(sources):
         p.error(f"--sources must be distinct non-zero frame offsets such as -1,1 or -2,2, got {args.sources!r}")
     print(markdown({size: drive_profile(args.data, args.folder, *size, every=args.every, sources=sources)
                     for size in sizes}))
