@@ -98,6 +98,37 @@ def test_dynamic_split_holds_out_the_last_two_drives(dynamic):
     assert manifest["config"]["world"] == "dynamic" and manifest["config"]["test_drives"] == 2
 
 
+def test_queue_world_has_still_cars_queued_ahead_in_the_ego_lane_and_no_lead_car():
+    from sgdepth_training.synth import actors as A
+    from sgdepth_training.synth.world import FPS, LANE_D, QUEUE_GAP_M, QUEUE_SPACING_M
+
+    frames = 30
+    camera = kitti_camera(160, 48)
+    for drive in range(3):
+        world, default = make_world(SEED, frames, drive, "queue"), make_world(SEED, frames, drive)
+        assert (world.ego_speed, world.intersections) == (default.ego_speed, default.intersections)  # same town
+        cars = [a for a in world.actors if a.kind == "car"]
+        assert not [a for a in cars if isinstance(a.motion, A.RoadMotion) and a.motion.d == LANE_D]  # no lead car
+        end = world.ego_speed * (frames - 1) / FPS  # the ego's arc length at the last frame
+        s = np.arange(end, end + 120, 0.05)
+        lane = np.stack(world.road.pose(s, LANE_D)[:2], axis=1)  # the ego lane ahead of the last frame, [N, 2]
+        queued = []
+        for a in cars:
+            gap = np.linalg.norm(lane - a.pose(0.0)[[0, 2], 3], axis=1)
+            if gap.min() < 0.05:
+                queued.append((float(s[gap.argmin()] - end), a))
+        assert 1 <= len(queued) <= 3, f"drive {drive}: {len(queued)} queued cars"
+        assert all(not a.moving and np.array_equal(a.pose(0.0), a.pose(5.0)) for _, a in queued)  # still
+        ahead = sorted(q for q, _ in queued)
+        assert QUEUE_GAP_M[0] <= ahead[0] <= QUEUE_GAP_M[1] + 30  # the ego stops short of it (crossings push it on)
+        assert all(b - a >= QUEUE_SPACING_M[0] for a, b in zip(ahead, ahead[1:]))
+        assert all(abs(q + end - x) > 9.0 for q in ahead for x in world.intersections)  # crossing traffic drives there
+        # seen from behind at the last frame: the nearest queued car's pixels are in the image
+        nearest = min(queued, key=lambda q: q[0])[1]
+        last = render_task((SEED, drive, frames, camera, frames - 1, 0.0, 0.0, "queue"))
+        assert (last.instance_ids == nearest.instance_id).sum() > 20, f"drive {drive}: queued car not in view"
+
+
 def test_same_seed_same_dynamic_data(tmp_path):
     def digest(out: Path) -> dict[str, str]:
         generate(SynthConfig(out, drives=1, frames=4, seed=9, formats=("kitti",), width=96, height=32, workers=1,
@@ -136,7 +167,7 @@ def test_the_default_world_is_exactly_what_it_was():
     assert [layout.frame_split(2, 20, 0, f) for f in (0, 1, 11, 12, 14, 15, 18, 19)] == \
         [None, "train", "train", None, "val", "test", "test", None]
     assert [layout.frame_split(6, 10, d, 4, test_drives=2) for d in range(6)] == ["train"] * 3 + ["val"] + ["test"] * 2
-    with pytest.raises(ValueError, match="world must be one of default, dynamic"):
+    with pytest.raises(ValueError, match="world must be one of default, dynamic, queue"):
         make_world(1, 5, 0, "busy")
 
 
@@ -159,7 +190,7 @@ def test_synth_preset_values_and_explicit_flags(tmp_path):
     bad = SynthConfig(tmp_path / "y", drives=3, test_drives=2)
     with pytest.raises(ValueError, match="--test-drives 2 needs --drives ≥ 4"):
         bad.validate()
-    with pytest.raises(ValueError, match="--world must be one of default, dynamic"):
+    with pytest.raises(ValueError, match="--world must be one of default, dynamic, queue"):
         SynthConfig(tmp_path / "y", world="busy").validate()
 
 

@@ -41,9 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cityscapes-size", type=size, default=None, help="Cityscapes image WxH (2:1, default 1024x512)")
     p.add_argument("--cityscapes-every", type=int, default=None, help="render every Nth frame for Cityscapes "
                                                                        "(default 5)")
-    p.add_argument("--world", default=None, help="the traffic: default (the everyday town) or dynamic (a lead car "
+    p.add_argument("--world", default=None, help="the traffic: default (the everyday town), dynamic (a lead car "
                                                  "at or near the ego's speed in every drive, oncoming cars near it, "
-                                                 "many parked cars: the masking ablation's world)")
+                                                 "many parked cars: the masking ablation's world) or queue (still "
+                                                 "cars queued in the ego lane ahead instead of a lead car)")
     p.add_argument("--test-drives", type=int, default=None,
                    help="the last N drives are the test split, the one before them validation (needs ≥ N+2 drives; "
                         "default 1)")

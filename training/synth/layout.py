@@ -12,8 +12,10 @@ import datetime as dt
 
 SPLIT_NAME = "synthetic"
 #: Traffic of a world (``synth --world``): ``default`` the everyday town; ``dynamic`` the town of the masking ablation
-#: (issue 17), where objects moving with the camera are common (world._make_dynamic_actors).
-WORLDS = ("default", "dynamic")
+#: (issue 17), where objects moving with the camera are common (world._make_dynamic_actors); ``queue`` the town with
+#: still cars queued in the ego lane ahead instead of a lead car (world._make_queue_actors): cars seen from behind
+#: whose photometric loss is right.
+WORLDS = ("default", "dynamic", "queue")
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 NEIGHBOUR_GAP = 2  # training samples keep this many frames away from val/test frames (they use frames ±1)
 

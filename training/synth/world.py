@@ -162,8 +162,9 @@ def _traffic_light(road: Road, s: float, side: int) -> StaticPart:
 def make_world(seed: int, frames: int, drive: int = 0, world: str = "default") -> World:
     """The town of ``seed`` around drive number ``drive``: a different road and scenery per (seed, drive).
 
-    ``world`` (one of layout.WORLDS) chooses the traffic (the dynamic one: :func:`_make_dynamic_actors`); road and
-    scenery of a (seed, drive) are the same in every world, and the default world is exactly what it always was.
+    ``world`` (one of layout.WORLDS) chooses the traffic (:func:`_make_actors`, :func:`_make_dynamic_actors`,
+    :func:`_make_queue_actors`); road and scenery of a (seed, drive) are the same in every world, and the default
+    world is exactly what it always was.
     """
     if world not in WORLDS:
         raise ValueError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
@@ -196,7 +197,7 @@ def make_world(seed: int, frames: int, drive: int = 0, world: str = "default") -
             static.append(StaticPart(_placed(road, street, x, 0.0), np.ones(3, np.float32)))
             static.append(_traffic_light(road, x - 7.0 if side > 0 else x + 7.0, side))
 
-    make_actors = _make_actors if world == "default" else _make_dynamic_actors
+    make_actors = {"default": _make_actors, "dynamic": _make_dynamic_actors, "queue": _make_queue_actors}[world]
     actors = make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections)
     azimuth, elevation = rng.uniform(-np.pi, np.pi), rng.uniform(np.radians(30), np.radians(60))
     sun = np.array([np.cos(elevation) * np.sin(azimuth), -np.sin(elevation), np.cos(elevation) * np.cos(azimuth)])
@@ -262,6 +263,14 @@ class _Cast:
                                                        float(road.pose(s)[2]) + (0 if side > 0 else np.pi))))
                 s += rng.uniform(5.5, 9.0)
 
+    def oncoming_cars(self, s_hi: float, duration: float) -> None:
+        """Oncoming traffic in the left lane at 8–14 m/s, a car every 30–70 m: cars pass during the drive."""
+        rng = self.rng
+        s = rng.uniform(20, 60)
+        while s < s_hi + duration * 12:
+            self.add("car", A.RoadMotion(self.road, float(s), -float(rng.uniform(8, 14)), -LANE_D))
+            s += rng.uniform(30, 70)
+
     def crossing_cars(self, duration: float) -> None:
         """Crossing traffic at the intersections, timed to cross in front of the ego during the drive."""
         rng, road = self.rng, self.road
@@ -297,10 +306,7 @@ def _make_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections) -> lis
     cast.parked_cars(s_lo, s_hi, 0.45)
     if rng.random() < 0.85:  # the lead car: same lane, same speed, so it looks static to the ego camera
         cast.add("car", A.RoadMotion(road, float(rng.uniform(10, 22)), ego_speed, LANE_D))
-    s = rng.uniform(20, 60)  # oncoming traffic in the left lane, spread so cars pass during the drive
-    while s < s_hi + duration * 12:
-        cast.add("car", A.RoadMotion(road, float(s), -float(rng.uniform(8, 14)), -LANE_D))
-        s += rng.uniform(30, 70)
+    cast.oncoming_cars(s_hi, duration)
     cast.crossing_cars(duration)
     cast.pedestrians(s_lo, s_hi)
     return cast.actors
@@ -336,6 +342,35 @@ def _make_dynamic_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections
         speed = ego_speed * float(rng.uniform(1 - ONCOMING_SPEED_SPREAD, 1 + ONCOMING_SPEED_SPREAD))
         cast.add("car", A.RoadMotion(road, float(s), -speed, -LANE_D))
         s += rng.uniform(20, 45)
+    cast.crossing_cars(duration)
+    cast.pedestrians(s_lo, s_hi)
+    return cast.actors
+
+
+# The queue world (synth --world queue): still cars in the ego lane ahead, which the ego drives up to.
+QUEUE_GAP_M = (7.0, 16.0)     # the first queued car's centre ahead of the camera at the drive's last frame (metres)
+QUEUE_SPACING_M = (6.5, 9.0)  # centre to centre between queued cars
+
+
+def _make_queue_actors(rng, road, ego_speed, frames, s_lo, s_hi, intersections) -> list[A.Actor]:
+    """The default town's traffic, but instead of a lead car at the ego's speed a queue of 1–3 still cars in the ego
+    lane ahead (waiting at a light beyond the drive's end), which the ego approaches during the drive and is
+    ``QUEUE_GAP_M`` short of at its last frame: cars seen from behind that are still, so their photometric loss is
+    right (though nearly flat: they sit at the focus of expansion, docs/benchmarks.md). Queued cars keep 9 m away
+    from the intersections (crossing traffic drives there); parked, oncoming and crossing cars and pedestrians as in
+    the default world.
+    """
+    cast = _Cast(rng, road, intersections)
+    duration = (frames - 1) / FPS
+    cast.parked_cars(s_lo, s_hi, 0.45)
+    s = ego_speed * duration + float(rng.uniform(*QUEUE_GAP_M))
+    for _ in range(int(rng.integers(1, 4))):
+        while not cast.away_from_crossings(s):
+            s += 2.0
+        x, z, psi = road.pose(s, LANE_D)
+        cast.add("car", A.Still(A.yaw_pose(float(x), float(z), float(psi))))
+        s += float(rng.uniform(*QUEUE_SPACING_M))
+    cast.oncoming_cars(s_hi, duration)
     cast.crossing_cars(duration)
     cast.pedestrians(s_lo, s_hi)
     return cast.actors
