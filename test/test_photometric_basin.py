@@ -77,6 +77,24 @@ def test_other_source_frames_change_which_frames_are_profiled(drive, capsys):
         pb.drive_profile(drive, folder, 64, 24, sources=(0, 1))
 
 
+def test_selected_actors_are_pooled_apart(drive, capsys):
+    """--select moves an actor's pixels out of its kind into 'selected actors'; the totals stay the same."""
+    import json
+
+    folder = next(p for p in drive.glob("*/*_sync")).relative_to(drive).as_posix()
+    plain = pb.drive_profile(drive, folder, 128, 48, every=1)
+    ids = [int(o["id"]) for o in json.loads((drive / folder / "synthetic" / "objects.json").read_text())["objects"]]
+    apart = pb.drive_profile(drive, folder, 128, 48, every=1, selected=frozenset(ids))
+    assert sum(g["pixels"] for g in apart.values()) == sum(g["pixels"] for g in plain.values())
+    assert sum(g["pixels"] for (kind, _), g in apart.items() if kind == pb.SELECTED) == \
+        sum(g["pixels"] for (kind, _), g in plain.items() if kind != "scene") > 0  # every actor selected
+    assert all(kind in (pb.SELECTED, "scene") for kind, _ in apart)
+    assert pb.main(["--data", str(drive), "--folder", folder, "--sizes", "64x24", "--select", str(ids[0])]) == 0
+    assert "| selected actors |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no actor with id 99999 in synthetic/objects.json"):
+        pb.drive_profile(drive, folder, 64, 24, selected=frozenset({99999}))
+
+
 def test_bad_arguments_are_refused_with_the_valid_form(drive, capsys):
     with pytest.raises(SystemExit) as exit_:
         pb.main(["--data", str(drive), "--folder", "x", "--sizes", "320x"])
@@ -89,6 +107,9 @@ def test_bad_arguments_are_refused_with_the_valid_form(drive, capsys):
     with pytest.raises(SystemExit):
         pb.main(["--data", str(drive), "--folder", "x", "--every", "0"])
     assert "--every must be ≥ 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pb.main(["--data", str(drive), "--folder", "x", "--select", "a,2"])
+    assert "--select must be comma-separated actor ids such as 28,29, got 'a,2'" in capsys.readouterr().err
     for bad in ("0,1", "-1,-1", "a", ""):
         with pytest.raises(SystemExit):
             pb.main(["--data", str(drive), "--folder", "x", f"--sources={bad}"])

@@ -19,7 +19,9 @@ native)::
         --folder 2030_01_08/2030_01_08_drive_0020_sync --sizes 320x96,160x48,80x24
 
 ``--sources`` picks other neighbours than t±1: ``--sources=-2,2`` is twice the image motion (a camera at half the frame
-rate), ``--sources=-1`` or ``1`` one neighbour alone (where it is lost, a pixel leaves the view or is uncovered)."""
+rate), ``--sources=-1`` or ``1`` one neighbour alone (where it is lost, a pixel leaves the view or is uncovered).
+``--select 28,29`` pools those actors apart (e.g. the still cars queued ahead in ``synth --world queue``: near the
+focus of expansion)."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +46,7 @@ FACTORS = (0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0, 3.0, 4.0, 1000.0)
 BASIN_CHAIN = (1.0, 1.15, 1.3, 1.5, 2.0, 3.0, 4.0)  # the error must rise along these for a pixel to be "in the basin"
 SHOWN = (1.0, 1.15, 2.0, 1000.0)                   # the factors the table shows
 RIGHT_FIFTH = 0.8                                   # columns ≥ 0.8·W
+SELECTED = "selected actors"                        # the kind of the actors given by --select
 
 
 def error_profile(target: torch.Tensor, sources: list[torch.Tensor], transforms: list[torch.Tensor],
@@ -97,17 +100,23 @@ def valid_sources(sources: tuple[int, ...]) -> bool:
 
 
 def drive_profile(kitti_root: str | os.PathLike[str], folder: str, width: int, height: int,
-                  every: int = 2, sources: tuple[int, ...] = (-1, 1)) -> dict[tuple[str, str], dict]:
+                  every: int = 2, sources: tuple[int, ...] = (-1, 1),
+                  selected: frozenset[int] = frozenset()) -> dict[tuple[str, str], dict]:
     """The synthetic drive ``<kitti_root>/<folder>`` (our exporter's KITTI layout: image_02, poses.txt, dense depth
     PNGs, instance ids, objects.json; the calibration one folder up) at width×height, every ``every``-th frame t that
     has all its source frames t+o (o in ``sources``: distinct non-zero frame offsets, default both neighbours).
     → {(kind, zone): :meth:`Group.summary`}; kind "car, still", … or "scene" (no actor), zone "right fifth" or
-    "rest"."""
+    "rest". ``selected``: instance ids (objects.json) pooled apart as the kind "selected actors" (e.g. the cars
+    queued ahead of the ego in the queue world)."""
     if not valid_sources(sources):
         raise ValueError(f"sources must be distinct non-zero frame offsets, got {sources}")
     drive = Path(kitti_root) / folder
     poses = read_poses(drive / "poses.txt")
     kinds = _kind(read_objects(drive))
+    unknown = sorted(set(selected) - set(kinds))
+    if unknown:
+        raise ValueError(f"{drive}: no actor with id {', '.join(map(str, unknown))} in synthetic/objects.json")
+    kinds.update({i: SELECTED for i in selected})
     K3, (native_w, native_h) = camera_intrinsics(read_calib_file(drive.parent / "calib_cam_to_cam.txt"))
     K = torch.eye(4)[None]
     K[0, :3, :3] = torch.from_numpy(K3)
@@ -164,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sources", default="-1,1",
                    help="comma-separated non-zero frame offsets of the source frames, written --sources=-2,2 (default "
                         "-1,1; -2,2 = twice the motion; -1 = the previous frame alone)")
+    p.add_argument("--select", default="",
+                   help="comma-separated actor ids of the drive's objects.json to pool apart as 'selected actors' "
+                        "(e.g. the cars queued ahead in the queue world)")
     args = p.parse_args(argv)
+    try:
+        selected = frozenset(int(i) for i in args.select.split(",") if i.strip())
+    except ValueError:
+        p.error(f"--select must be comma-separated actor ids such as 28,29, got {args.select!r}")
     try:
         sizes = [arg_types.size(s) for s in args.sizes.split(",")]
     except argparse.ArgumentTypeError as exc:
@@ -177,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         sources = ()
     if not valid_sources(sources):
         p.error(f"--sources must be distinct non-zero frame offsets such as -1,1 or -2,2, got {args.sources!r}")
-    print(markdown({size: drive_profile(args.data, args.folder, *size, every=args.every, sources=sources)
-                    for size in sizes}))
+    try:
+        profiles = {size: drive_profile(args.data, args.folder, *size, every=args.every, sources=sources,
+                                        selected=selected) for size in sizes}
+    except ValueError as exc:
+        p.error(str(exc))
+    print(markdown(profiles))
     return 0
 
 
