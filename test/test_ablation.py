@@ -120,7 +120,7 @@ def test_queue_world_has_still_cars_queued_ahead_in_the_ego_lane_and_no_lead_car
         assert 1 <= len(queued) <= 3, f"drive {drive}: {len(queued)} queued cars"
         assert all(not a.moving and np.array_equal(a.pose(0.0), a.pose(5.0)) for _, a in queued)  # still
         ahead = sorted(q for q, _ in queued)
-        assert QUEUE_GAP_M[0] <= ahead[0] <= QUEUE_GAP_M[1] + 30  # the ego stops short of it (crossings push it on)
+        assert QUEUE_GAP_M[0] <= ahead[0] <= QUEUE_GAP_M[1] + 30  # the ego ends short of it (crossings push it on)
         assert all(b - a >= QUEUE_SPACING_M[0] for a, b in zip(ahead, ahead[1:]))
         assert all(abs(q + end - x) > 9.0 for q in ahead for x in world.intersections)  # crossing traffic drives there
         # seen from behind at the last frame: the nearest queued car's pixels are in the image
