@@ -261,6 +261,41 @@ def test_validation_cap_spreads_over_the_whole_split():
     assert evenly_spaced(list(range(5)), 40) == list(range(5)) and evenly_spaced("abc", None) == ["a", "b", "c"]
 
 
+def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path):
+    """On synthetic drives the val pass adds moving-object and static scores with one scale per image (so the
+    all-pixel numbers are evaluate_depth's); drives without objects.json get the all-pixel numbers only."""
+    import shutil
+
+    from sgdepth_training.evaluation.depth_gt import moving_actor_mask
+    from sgdepth_training.evaluation.runner import evaluate_depth
+    from sgdepth_training.validate import WithMovingMask, _capped, validate
+
+    torch.manual_seed(0)
+    model = SGDepthNet(pose_layers=18)
+    config = from_preset("synthetic_only_depth", kitti_root=str(world / "kitti"), width=128, height=64,
+                         val_max_images=4)
+    data = build_training_data(config)
+    metrics = validate(model, data, config, torch.device("cpu"))
+    plain = evaluate_depth(model, _capped(data.depth_val, 4), protocol="capped", min_depth=config.min_depth,
+                           max_depth=config.max_depth, progress=False)
+    for key, value in plain.metrics.items():
+        assert metrics[f"val/{key}"] == pytest.approx(float(value), rel=1e-6), key
+    masks = [WithMovingMask(data.depth_val, data.depth_val.root)[i]["moving_mask"] for i in range(len(data.depth_val))]
+    assert sum(int(m.sum()) for m in masks) > 0  # the val drive shows its lead car
+    sample = data.depth_val[0]
+    expected = moving_actor_mask(data.depth_val.root, sample["folder"], sample["frame"], sample["side"])
+    assert masks[0].shape == sample["depth_gt"].shape and np.array_equal(masks[0][0].numpy(), expected)
+    assert {"val/moving/abs_rel", "val/moving/a1", "val/static/abs_rel", "val/static/a1", "val/holes"} <= set(metrics)
+    assert 0 < metrics["val/moving/abs_rel"] and 0 <= metrics["val/holes"] <= 1 and 0 <= metrics["val/static/a1"] <= 1
+
+    bare = tmp_path / "kitti"  # the same drives without the synthetic world's actor files
+    shutil.copytree(world / "kitti", bare, ignore=lambda folder, names: ["objects.json"])
+    config_bare = from_preset("synthetic_only_depth", kitti_root=str(bare), width=128, height=64, val_max_images=4)
+    bare_metrics = validate(model, build_training_data(config_bare), config_bare, torch.device("cpu"))
+    assert not any(k.startswith(("val/moving/", "val/static/", "val/holes")) for k in bare_metrics)
+    assert bare_metrics["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
+
+
 def test_fine_tuning_from_an_inference_file_warms_the_pose_up_first(world, tmp_path):
     """--init-weights with our exported file (no pose network) and a pose warm-up: during the warm-up only pose.*
     changes (the trained depth/segmentation weights stay bit-exact), after it everything trains."""
