@@ -261,9 +261,10 @@ def test_validation_cap_spreads_over_the_whole_split():
     assert evenly_spaced(list(range(5)), 40) == list(range(5)) and evenly_spaced("abc", None) == ["a", "b", "c"]
 
 
-def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path):
+def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path, caplog):
     """On synthetic drives the val pass adds moving-object and static scores with one scale per image (so the
-    all-pixel numbers are evaluate_depth's); drives without objects.json get the all-pixel numbers only."""
+    all-pixel numbers are evaluate_depth's); drives without objects.json, or with a damaged actor file, get the
+    all-pixel numbers only."""
     import shutil
 
     from sgdepth_training.evaluation.depth_gt import moving_actor_mask
@@ -294,6 +295,19 @@ def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path
     bare_metrics = validate(model, build_training_data(config_bare), config_bare, torch.device("cpu"))
     assert not any(k.startswith(("val/moving/", "val/static/", "val/holes")) for k in bare_metrics)
     assert bare_metrics["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
+
+    damaged = tmp_path / "damaged"  # actor files there, one val frame's instance ids gone: warned, not fatal
+    shutil.copytree(world / "kitti", damaged)
+    sample = data.depth_val[0]
+    ids = next((damaged / sample["folder"] / "synthetic" / "instance_ids").glob(f"*/{sample['frame']:010d}.png"))
+    ids.unlink()
+    config_damaged = from_preset("synthetic_only_depth", kitti_root=str(damaged), width=128, height=64,
+                                 val_max_images=4)
+    with caplog.at_level("WARNING", logger="sgdepth_training.validate"):
+        damaged_metrics = validate(model, build_training_data(config_damaged), config_damaged, torch.device("cpu"))
+    assert "without moving-object scores" in caplog.text and str(ids) in caplog.text
+    assert damaged_metrics["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
+    assert "val/moving/abs_rel" not in damaged_metrics
 
 
 def test_fine_tuning_from_an_inference_file_warms_the_pose_up_first(world, tmp_path):

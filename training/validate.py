@@ -14,6 +14,7 @@ hides.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -21,10 +22,13 @@ from torch.utils.data import Dataset, Subset
 
 from .config import TrainConfig
 from .data.assemble import TrainingData, evenly_spaced
+from .data.errors import DatasetError
 from .data.kitti import KittiRawDepthDataset
 from .evaluation.depth_gt import moving_actor_mask
 from .evaluation.report import miou_classes
 from .evaluation.runner import evaluate_depth, evaluate_depth_regions, evaluate_segmentation
+
+LOG = logging.getLogger(__name__)
 
 
 def _capped(dataset, limit: int | None):
@@ -32,9 +36,10 @@ def _capped(dataset, limit: int | None):
 
 
 def has_actor_labels(dataset: KittiRawDepthDataset) -> bool:
-    """Whether every drive of ``dataset`` is the synthetic world's, with its actors (``synthetic/objects.json``)."""
-    folders = {e.folder for e in dataset.entries}
-    return bool(folders) and all((Path(dataset.root) / f / "synthetic" / "objects.json").is_file() for f in folders)
+    """Whether every drive of ``dataset`` is the synthetic world's, with its actors (``synthetic/objects.json`` and
+    ``synthetic/instance_ids/``)."""
+    drives = [Path(dataset.root) / f / "synthetic" for f in {e.folder for e in dataset.entries}]
+    return bool(drives) and all((d / "objects.json").is_file() and (d / "instance_ids").is_dir() for d in drives)
 
 
 class WithMovingMask(Dataset):
@@ -63,11 +68,16 @@ def _depth_metrics(model, dataset: KittiRawDepthDataset, config: TrainConfig, de
     capped = _capped(dataset, config.val_max_images)
     common = dict(device=device, protocol=config.val_protocol, scaling="median", min_depth=config.min_depth,
                   max_depth=config.max_depth, progress=progress)
-    if not has_actor_labels(dataset):
+    regions = None
+    if has_actor_labels(dataset):
+        try:
+            regions = evaluate_depth_regions(model, WithMovingMask(capped, dataset.root), **common)
+        except DatasetError as exc:  # a damaged actor file must not end the training run
+            LOG.warning("validation without moving-object scores: %s", exc)
+    if regions is None:
         result = evaluate_depth(model, capped, **common)
         return {**{f"val/{k}": float(v) for k, v in result.metrics.items()},
                 "val/median_ratio": float(result.ratio_summary["median"])}
-    regions = evaluate_depth_regions(model, WithMovingMask(capped, dataset.root), **common)
     metrics = {f"val/{k}": float(v) for k, v in regions.regions["all"].items()}
     for region in ("moving", "static"):
         scores = regions.regions[region] or {}  # None: no image of the capped set shows that region
