@@ -263,8 +263,8 @@ def test_validation_cap_spreads_over_the_whole_split():
 
 def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path, caplog):
     """On synthetic drives the val pass adds moving-object and static scores with one scale per image (so the
-    all-pixel numbers are evaluate_depth's); drives without objects.json, or with a damaged actor file, get the
-    all-pixel numbers only."""
+    all-pixel numbers are evaluate_depth's); drives without the synthetic world's folder, or with a damaged actor
+    file (with a warning naming it), get the all-pixel numbers only."""
     import shutil
 
     from sgdepth_training.evaluation.depth_gt import moving_actor_mask
@@ -289,25 +289,33 @@ def test_validation_scores_moving_objects_on_the_synthetic_world(world, tmp_path
     assert {"val/moving/abs_rel", "val/moving/a1", "val/static/abs_rel", "val/static/a1", "val/holes"} <= set(metrics)
     assert 0 < metrics["val/moving/abs_rel"] and 0 <= metrics["val/holes"] <= 1 and 0 <= metrics["val/static/a1"] <= 1
 
-    bare = tmp_path / "kitti"  # the same drives without the synthetic world's actor files
-    shutil.copytree(world / "kitti", bare, ignore=lambda folder, names: ["objects.json"])
-    config_bare = from_preset("synthetic_only_depth", kitti_root=str(bare), width=128, height=64, val_max_images=4)
-    bare_metrics = validate(model, build_training_data(config_bare), config_bare, torch.device("cpu"))
-    assert not any(k.startswith(("val/moving/", "val/static/", "val/holes")) for k in bare_metrics)
-    assert bare_metrics["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
+    def validate_copy(name: str, ignore=None, damage=None) -> dict:
+        root = tmp_path / name
+        shutil.copytree(world / "kitti", root, ignore=ignore)
+        if damage is not None:
+            damage(root)
+        copied = from_preset("synthetic_only_depth", kitti_root=str(root), width=128, height=64, val_max_images=4)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sgdepth_training.validate"):
+            scores = validate(model, build_training_data(copied), copied, torch.device("cpu"))
+        assert not any(k.startswith(("val/moving/", "val/static/", "val/holes")) for k in scores)
+        assert scores["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
+        return scores
 
-    damaged = tmp_path / "damaged"  # actor files there, one val frame's instance ids gone: warned, not fatal
-    shutil.copytree(world / "kitti", damaged)
+    # the same drives without the synthetic world's folder (as real KITTI): all-pixel numbers, nothing to warn of
+    validate_copy("bare", ignore=lambda folder, names: ["synthetic"] if folder.endswith("_sync") else [])
+    assert "without moving-object scores" not in caplog.text
+    # actor files damaged: warned (naming the file), not fatal
+    validate_copy("no_objects", ignore=lambda folder, names: ["objects.json"])
+    assert "without moving-object scores" in caplog.text and "objects.json" in caplog.text
     sample = data.depth_val[0]
-    ids = next((damaged / sample["folder"] / "synthetic" / "instance_ids").glob(f"*/{sample['frame']:010d}.png"))
-    ids.unlink()
-    config_damaged = from_preset("synthetic_only_depth", kitti_root=str(damaged), width=128, height=64,
-                                 val_max_images=4)
-    with caplog.at_level("WARNING", logger="sgdepth_training.validate"):
-        damaged_metrics = validate(model, build_training_data(config_damaged), config_damaged, torch.device("cpu"))
-    assert "without moving-object scores" in caplog.text and str(ids) in caplog.text
-    assert damaged_metrics["val/abs_rel"] == pytest.approx(metrics["val/abs_rel"], rel=1e-6)
-    assert "val/moving/abs_rel" not in damaged_metrics
+    ids_name = f"{sample['frame']:010d}.png"
+
+    def drop_ids(root: Path) -> None:
+        next((root / sample["folder"] / "synthetic" / "instance_ids").glob(f"*/{ids_name}")).unlink()
+
+    validate_copy("no_ids", damage=drop_ids)
+    assert "without moving-object scores" in caplog.text and "instance_ids" in caplog.text and ids_name in caplog.text
 
 
 def test_fine_tuning_from_an_inference_file_warms_the_pose_up_first(world, tmp_path):

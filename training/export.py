@@ -22,7 +22,7 @@ from .data.assemble import evenly_spaced, resolve_split_dir
 from .data.cityscapes import CityscapesSegDataset
 from .data.kitti import KittiRawDepthDataset
 from .data.splits import read_split_file
-from .evaluation.depth_gt import KittiEvalDataset
+from .evaluation.depth_gt import KittiEvalDataset, has_instance_ids
 from .evaluation.report import miou_classes, miou_note
 from .evaluation.runner import evaluate_depth, evaluate_segmentation
 
@@ -86,7 +86,7 @@ def measure_accuracy(run: LoadedRun, split_file: Path, factor: float | None, dev
     with that fixed scale; for the synthetic world also on moving-object pixels only (its instance-id images)."""
     c = run.config
     entries = read_split_file(split_file)
-    synthetic = all((Path(c.kitti_root) / e.folder / "synthetic" / "instance_ids").is_dir() for e in entries)
+    synthetic = has_instance_ids(c.kitti_root, (e.folder for e in entries))
     dataset = KittiEvalDataset(c.kitti_root, entries, height=c.height, width=c.width, gt="png", region=synthetic)
     common = dict(device=device, protocol=c.val_protocol, min_depth=c.min_depth, max_depth=c.max_depth,
                   progress=progress)

@@ -6,11 +6,11 @@ gt > 0, no crop, as the reference validates on kitti_kitti_validation; the synth
 the training resize (1024×512 by default; labels resized with nearest too, cheaper than the full-size protocol of
 ``sgdepth-ros eval-seg``). Both capped at ``val_max_images`` (evenly spaced).
 
-On the synthetic world (every val drive has ``synthetic/objects.json``) the depth pass also scores the moving-object
-and static pixels with the same one scale per image and the holes, as ``eval-depth --regions all,moving,static``
-does (:func:`~.evaluation.runner.evaluate_depth_regions`): ``val/moving/abs_rel``, ``val/moving/a1``,
-``val/static/abs_rel``, ``val/static/a1`` and ``val/holes`` — the moving-object error that the all-pixel AbsRel
-hides.
+On the synthetic world (every val drive has its ``synthetic/instance_ids/``) the depth pass also scores the
+moving-object and static pixels with the same one scale per image and the holes, as ``eval-depth --regions
+all,moving,static`` does (:func:`~.evaluation.runner.evaluate_depth_regions`): ``val/moving/abs_rel``,
+``val/moving/a1``, ``val/static/abs_rel``, ``val/static/a1`` and ``val/holes`` — the moving-object error that the
+all-pixel AbsRel hides.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .config import TrainConfig
 from .data.assemble import TrainingData, evenly_spaced
 from .data.errors import DatasetError
 from .data.kitti import KittiRawDepthDataset
-from .evaluation.depth_gt import moving_actor_mask
+from .evaluation.depth_gt import has_instance_ids, moving_actor_mask
 from .evaluation.report import miou_classes
 from .evaluation.runner import evaluate_depth, evaluate_depth_regions, evaluate_segmentation
 
@@ -33,13 +33,6 @@ LOG = logging.getLogger(__name__)
 
 def _capped(dataset, limit: int | None):
     return Subset(dataset, evenly_spaced(range(len(dataset)), limit))
-
-
-def has_actor_labels(dataset: KittiRawDepthDataset) -> bool:
-    """Whether every drive of ``dataset`` is the synthetic world's, with its actors (``synthetic/objects.json`` and
-    ``synthetic/instance_ids/``)."""
-    drives = [Path(dataset.root) / f / "synthetic" for f in {e.folder for e in dataset.entries}]
-    return bool(drives) and all((d / "objects.json").is_file() and (d / "instance_ids").is_dir() for d in drives)
 
 
 class WithMovingMask(Dataset):
@@ -69,10 +62,10 @@ def _depth_metrics(model, dataset: KittiRawDepthDataset, config: TrainConfig, de
     common = dict(device=device, protocol=config.val_protocol, scaling="median", min_depth=config.min_depth,
                   max_depth=config.max_depth, progress=progress)
     regions = None
-    if has_actor_labels(dataset):
+    if has_instance_ids(dataset.root, (e.folder for e in dataset.entries)):
         try:
             regions = evaluate_depth_regions(model, WithMovingMask(capped, dataset.root), **common)
-        except DatasetError as exc:  # a damaged actor file must not end the training run
+        except DatasetError as exc:  # a damaged or missing actor file must not end the training run
             LOG.warning("validation without moving-object scores: %s", exc)
     if regions is None:
         result = evaluate_depth(model, capped, **common)

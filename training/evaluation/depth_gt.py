@@ -27,8 +27,9 @@ from ..data.kitti_calib import read_calib_file
 from ..data.splits import SplitEntry, read_split_file
 from .velodyne import velodyne_depth_map, velodyne_path
 
-__all__ = ["GT_SOURCES", "NpzDepthGT", "KittiEvalDataset", "moving_actor_mask", "read_instance_ids", "read_objects",
-           "read_disparity_png", "kitti2015_focal", "Kitti2015DepthDataset", "STEREO_BASELINE_M"]
+__all__ = ["GT_SOURCES", "NpzDepthGT", "KittiEvalDataset", "has_instance_ids", "moving_actor_mask",
+           "read_instance_ids", "read_objects", "read_disparity_png", "kitti2015_focal", "Kitti2015DepthDataset",
+           "STEREO_BASELINE_M"]
 
 GT_SOURCES = ("png", "velodyne", "npz")
 STEREO_BASELINE_M = 0.54  # KITTI colour-camera baseline
@@ -99,6 +100,13 @@ class NpzDepthGT:
         if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.floating):
             raise DatasetError(f"{self.path}: '{key}' must be a 2-D float array, got {depth.dtype} {depth.shape}")
         return depth.astype(np.float32, copy=False)
+
+
+def has_instance_ids(root: str | os.PathLike[str], folders) -> bool:
+    """Whether every drive folder (``folders``, relative to ``root``; at least one) is the synthetic world's, with
+    its instance-id images (``synthetic/instance_ids/``): where moving-object regions can be evaluated."""
+    folders = set(folders)
+    return bool(folders) and all((Path(root) / f / "synthetic" / "instance_ids").is_dir() for f in folders)
 
 
 def read_objects(drive: str | os.PathLike[str]) -> dict:
